@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``nova-postcopy-bench``: switch policies on a simulated fleet.
+
+Runs each policy with the production monitor on every workload of the
+built-in matrix (or of ``--workload``), side by side with the anchors that
+model what Nova, virsh, oVirt and KubeVirt do, and prints how they compare.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from nova_postcopy.bench import matrix
+from nova_postcopy.bench import runner
+from nova_postcopy import conf as np_conf
+from nova_postcopy import exception
+from nova_postcopy.sim import workload as workload_mod
+
+COLUMNS = (
+    ('completion_rate', 'done', '{:.0%}'),
+    ('aborted', 'abort', '{}'),
+    ('failed', 'fail', '{}'),
+    ('unfinished', 'unfin', '{}'),
+    ('switches', 'switch', '{}'),
+    ('unnecessary_switches', 'unneeded', '{}'),
+    ('switches_in_outage', 'in-outage', '{}'),
+    ('ratio_to_first_pass_p50', 'vs-1st p50', '{:.2f}'),
+    ('ratio_to_first_pass_p95', 'vs-1st p95', '{:.2f}'),
+    ('ratio_to_bound_p50', 'vs-bound p50', '{:.2f}'),
+    ('downtime_ms_p95', 'downtime p95 ms', '{:.0f}'),
+)
+
+
+def parse_args(argv, conf):
+    names = runner.policy_names(conf)
+    parser = argparse.ArgumentParser(
+        prog='nova-postcopy-bench', description=__doc__.split('\n\n')[1])
+    parser.add_argument(
+        '--policy', action='append', choices=names, metavar='NAME',
+        help='policy to run, repeatable; one of: %s (default: all)'
+        % ', '.join(names))
+    parser.add_argument(
+        '--workload', action='append', type=_workload, metavar='SPEC',
+        help='replaces the built-in matrix, repeatable; e.g. ram_gib=16,'
+        'link_gbps=10,wss_gib=4,dirty_gbps=12,pattern=steady,seed=1')
+    parser.add_argument('--json', action='store_true',
+                        help='print results and summary as JSON')
+    parser.add_argument('--rows', action='store_true',
+                        help='print one line per run, not just the summary')
+    parser.add_argument(
+        '--check', action='store_true',
+        help="exit 1 when the default chain misses a target")
+    args = parser.parse_args(argv)
+    if args.check and args.policy and runner.DEFAULT not in args.policy:
+        parser.error('--check judges the %r policy; add --policy %s'
+                     % (runner.DEFAULT, runner.DEFAULT))
+    return args
+
+
+def _workload(spec):
+    try:
+        return workload_mod.Workload.parse(spec)
+    except workload_mod.InvalidWorkload as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    config_args, argv = _split_config_args(argv)
+    np_conf.CONF(config_args, project='nova', default_config_files=[])
+    try:
+        conf = np_conf.load()
+    except exception.InvalidConfig as error:
+        print('nova-postcopy-bench: %s' % error, file=sys.stderr)
+        return 2
+    args = parse_args(argv, conf)
+    names = args.policy or runner.policy_names(conf)
+    workloads = args.workload or matrix.builtin()
+    started = time.process_time()
+    rows = runner.run(names, conf, workloads)
+    summary = runner.summarize(rows, names)
+    cpu_s = time.process_time() - started
+    targets = (runner.check_targets(summary[runner.DEFAULT])
+               if runner.DEFAULT in summary else [])
+    if args.json:
+        json.dump({'results': [r.__dict__ for r in rows if r.policy in names],
+                   'summary': summary,
+                   'targets': [dict(metric=m, value=v, wanted=w, met=ok)
+                               for m, v, w, ok in targets],
+                   'workloads': len(workloads), 'cpu_s': round(cpu_s, 2)},
+                  sys.stdout, indent=1)
+        print()
+    else:
+        if args.rows or args.workload:
+            _print_rows([r for r in rows if r.policy in names])
+        _print_summary(summary, len(workloads), cpu_s)
+        _print_targets(targets)
+    return 1 if args.check and not all(ok for *_, ok in targets) else 0
+
+
+def _split_config_args(argv):
+    config, rest = [], []
+    items = iter(argv)
+    for item in items:
+        if item in ('--config-file', '--config-dir'):
+            config += [item, next(items, '')]
+        elif item.startswith(('--config-file=', '--config-dir=')):
+            config.append(item)
+        else:
+            rest.append(item)
+    return config, rest
+
+
+def _print_rows(rows):
+    print('%-18s %-44s %-10s %9s %9s %9s %10s  %s' % (
+        'policy', 'workload', 'outcome', 'total s', 'bound s',
+        'down ms', 'switch at', 'switch reason'))
+    for r in rows:
+        print('%-18s %-44s %-10s %9.1f %9.1f %9.0f %10s  %s' % (
+            r.policy, r.workload[:44], r.outcome, r.total_s, r.bound_s,
+            r.downtime_ms,
+            '' if r.switch_at_s is None else '%.1f' % r.switch_at_s,
+            r.switch_reason[:90]))
+    print()
+
+
+def _print_summary(summary, workloads, cpu_s):
+    header = '%-18s' % 'policy' + ''.join(
+        ' %*s' % (max(len(title), 6), title) for _, title, _ in COLUMNS)
+    print(header)
+    for name, stats in summary.items():
+        cells = []
+        for key, title, fmt in COLUMNS:
+            value = stats[key]
+            text = '-' if value is None else fmt.format(value)
+            cells.append(' %*s' % (max(len(title), 6), text))
+        print('%-18s' % name + ''.join(cells))
+    print('\n%d workloads per policy; %.1f s of CPU.' % (workloads, cpu_s))
+
+
+def _print_targets(targets):
+    for metric, value, wanted, met in targets:
+        print('target %-26s %-8s %-10s %s' % (
+            metric, value, wanted, 'met' if met else 'MISSED'))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Errors that nova-postcopy raises to its callers."""
+
+
+class NovaPostcopyError(Exception):
+    msg_fmt = 'nova-postcopy error'
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        super().__init__(self.msg_fmt % kwargs)
+
+
+class InvalidConfig(NovaPostcopyError):
+    msg_fmt = 'Invalid value of [postcopy] %(option)s: %(reason)s'
+
+
+class UnknownPolicy(NovaPostcopyError):
+    msg_fmt = ('Unknown switch policy %(name)r; available policies: '
+               '%(available)s')

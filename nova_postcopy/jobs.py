@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The job port: what the monitor needs from a running migration.
+
+:class:`Job` is the protocol; ``LibvirtJob`` (libvirt), ``SimulatedJob``
+(the model) and the Nova driver's job implement it. Events are the few
+facts the monitor must not infer from statistics: post-copy really started
+(it can lag the request by seconds), the job ended, and how.
+"""
+
+import dataclasses
+import typing
+
+ITERATION = 'iteration'
+POSTCOPY_STARTED = 'postcopy-started'
+COMPLETED = 'completed'
+CANCELLED = 'cancelled'
+FAILED = 'failed'
+POSTCOPY_FAILED = 'postcopy-failed'
+ENDINGS = (COMPLETED, CANCELLED, FAILED, POSTCOPY_FAILED)
+
+
+class JobError(Exception):
+    """A control of the job was refused (libvirtError, or the model's)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEvent:
+    """Something the job reported.
+
+    ``stats`` carries the job statistics read when a pass ended (libvirt's
+    MIGRATION_ITERATION event): passes shorter than a poll are only seen
+    this way.
+    """
+
+    kind: str
+    at_s: float = 0.0
+    detail: str = ''
+    stats: typing.Optional[dict] = None
+
+
+class Job(typing.Protocol):
+    def stats(self) -> typing.Optional[dict]:
+        """``virDomainGetJobStats``-style dict; None when not answering."""
+
+    def poll_events(self) -> typing.List[JobEvent]:
+        """Events since the last call."""
+
+    def start_postcopy(self) -> None:
+        """Ask for the switch; raises :class:`JobError` if refused."""
+
+    def set_max_downtime(self, milliseconds: int) -> None:
+        """Set the switchover downtime target."""
+
+    def abort(self) -> None:
+        """Cancel a pre-copy migration; the guest stays on the source."""
+
+    def pause(self) -> None:
+        """Pause the guest so that pre-copy converges."""
+
+    def completed_stats(self) -> typing.Optional[dict]:
+        """Statistics of the completed job, if the hypervisor kept them."""

@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one loop that watches a migration and carries out the policies.
+
+The same :class:`MigrationMonitor` runs inside nova-compute, in the
+``nova-postcopy-migrate`` CLI and in the benchmark; only the job port and
+the clock differ. What the benchmark measures is therefore what production
+does.
+"""
+
+import dataclasses
+import typing
+
+from oslo_log import log as logging
+
+from nova_postcopy import jobs
+from nova_postcopy.policies import base
+from nova_postcopy import progress as progress_mod
+
+LOG = logging.getLogger(__name__)
+Action = base.Action
+SWITCH_EVENT_WARN_S = 30.0
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a migration ended, in figures an operator or a benchmark needs.
+
+    ``result`` is ``converged`` (pre-copy finished), ``postcopy`` (finished
+    after a switch), ``aborted`` (cancelled in pre-copy; the guest runs on
+    the source), ``failed``, or ``unfinished`` (the caller's horizon came
+    first).
+    """
+
+    result: str
+    total_s: float
+    # Post-copy really started; a request that came after the switchover
+    # had begun is harmless and leaves this False.
+    switched: bool = False
+    switch_reason: str = ''
+    switch_policy: str = ''
+    switch_at_s: typing.Optional[float] = None
+    end_reason: str = ''
+    downtime_ms: float = 0.0
+    postcopy_s: float = 0.0
+    postcopy_requests: int = 0
+    bytes_sent: int = 0
+    iterations: int = 0
+    passes: int = 0
+    decisions: list = dataclasses.field(default_factory=list)
+    samples: list = dataclasses.field(default_factory=list)
+
+    def as_dict(self, with_samples=False):
+        data = dataclasses.asdict(self)
+        if with_samples:
+            data['samples'] = [dataclasses.asdict(s) for s in self.samples]
+        else:
+            data.pop('samples')
+        return data
+
+
+class MigrationMonitor:
+    """Polls a job, asks the policy chain, applies what it decides.
+
+    :param chain: a :class:`nova_postcopy.policies.chain.PolicyChain`.
+    :param context: the migration's
+        :class:`nova_postcopy.policies.base.MigrationContext`.
+    :param clock: ``now()`` and ``sleep(seconds)``.
+    :param poll_interval: seconds between polls.
+    :param horizon_s: stop watching after this long (``unfinished``);
+        None watches until the job ends.
+    :param on_poll: called with the tracker and the latest decision after
+        every poll, for progress displays.
+    :param record_samples: keep every sample in the outcome.
+    :param name: the migration's name in log lines.
+    """
+
+    def __init__(self, chain, context, clock, poll_interval=0.5,
+                 horizon_s=None, on_poll=None, record_samples=False,
+                 name='migration'):
+        self.chain = chain
+        self.context = context
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.horizon_s = horizon_s
+        self.on_poll = on_poll
+        self.record_samples = record_samples
+        self.name = name
+
+    def run(self, job):
+        started = self.clock.now()
+        tracker = progress_mod.ProgressTracker()
+        outcome = Outcome(result='unfinished', total_s=0.0)
+        job.set_max_downtime(self.context.max_downtime_ms)
+        state = _State()
+        while True:
+            now = self.clock.now() - started
+            if self._handle_events(job, tracker, outcome, state, now):
+                break
+            if self.horizon_s is not None and now >= self.horizon_s:
+                outcome.end_reason = ('still running after %.0f s'
+                                      % self.horizon_s)
+                break
+            decision = self._observe(job, job.stats(), tracker, outcome,
+                                     state)
+            if state.phase == 'switching':
+                self._warn_slow_switch(state)
+            if self.on_poll is not None:
+                self.on_poll(tracker, decision)
+            self.clock.sleep(self.poll_interval)
+        self._finish(job, outcome, tracker, state, self.clock.now() - started)
+        return outcome
+
+    def _observe(self, job, stats, tracker, outcome, state):
+        """Feed one statistics snapshot; in pre-copy, decide and act."""
+        if not stats:
+            return None
+        sample = progress_mod.Sample.from_job_stats(stats)
+        tracker.update(sample)
+        if self.record_samples:
+            outcome.samples.append(sample)
+        if state.phase != 'precopy':
+            return None
+        decision = self.chain.decide(tracker, self.context)
+        self._log_decision(decision, state, tracker, outcome)
+        self._apply(job, decision, state, tracker, outcome)
+        return decision
+
+    def _handle_events(self, job, tracker, outcome, state, now):
+        for event in job.poll_events():
+            if event.kind == jobs.ITERATION:
+                self._observe(job, event.stats, tracker, outcome, state)
+            elif event.kind == jobs.POSTCOPY_STARTED:
+                state.phase = 'postcopy'
+                outcome.switched = True
+                state.postcopy_started_s = (
+                    event.at_s if event.at_s is not None else now)
+                LOG.info('%s: post-copy started %.1f s after the switch was '
+                         'requested', self.name,
+                         state.postcopy_started_s - (
+                             outcome.switch_at_s or 0.0))
+            elif event.kind in jobs.ENDINGS:
+                state.ending = event
+                return True
+        return False
+
+    def _log_decision(self, decision, state, tracker, outcome):
+        key = (decision.action, decision.policy)
+        at = tracker.elapsed_s
+        if key != state.last_logged:
+            state.last_logged = key
+            LOG.info('%s at %.1f s: %s', self.name, at, decision)
+            outcome.decisions.append((round(at, 3), str(decision)))
+        else:
+            LOG.debug('%s at %.1f s: %s', self.name, at, decision)
+
+    def _apply(self, job, decision, state, tracker, outcome):
+        action = decision.action
+        if action is Action.SWITCH:
+            try:
+                job.start_postcopy()
+            except jobs.JobError as error:
+                LOG.warning('%s: the switch to post-copy was refused, will '
+                            'ask again: %s', self.name, error)
+                state.last_logged = None
+                return
+            state.phase = 'switching'
+            state.switch_requested_s = self.clock.now()
+            outcome.switch_reason = decision.reason
+            outcome.switch_policy = decision.policy
+            outcome.switch_at_s = tracker.elapsed_s
+        elif action is Action.SET_DOWNTIME:
+            job.set_max_downtime(decision.downtime_ms)
+        elif action is Action.ABORT:
+            job.abort()
+            state.phase = 'aborting'
+            outcome.end_reason = decision.reason
+        elif action is Action.PAUSE:
+            job.pause()
+            state.phase = 'paused'
+            outcome.end_reason = decision.reason
+
+    def _warn_slow_switch(self, state):
+        waited = self.clock.now() - state.switch_requested_s
+        if waited >= SWITCH_EVENT_WARN_S and not state.warned_slow_switch:
+            state.warned_slow_switch = True
+            LOG.warning('%s: post-copy requested %.0f s ago and not started '
+                        'yet; still waiting for the event', self.name, waited)
+
+    def _finish(self, job, outcome, tracker, state, wall_s):
+        final = job.completed_stats() or {}
+        last = tracker.sample
+        ending = state.ending
+        outcome.total_s = final.get('time_elapsed', wall_s * 1000) / 1000.0
+        outcome.passes = tracker.completed_passes
+        outcome.iterations = final.get(
+            'memory_iteration', last.memory_iteration if last else 0)
+        outcome.bytes_sent = final.get(
+            'data_processed', last.data_processed if last else 0)
+        outcome.postcopy_requests = final.get(
+            'memory_postcopy_requests',
+            last.postcopy_requests if last else 0)
+        if ending is None:
+            outcome.result = 'unfinished'
+        elif ending.kind == jobs.COMPLETED:
+            outcome.result = ('postcopy' if state.postcopy_started_s
+                              is not None else 'converged')
+            outcome.downtime_ms = final.get('downtime', 0)
+            if state.postcopy_started_s is not None:
+                end_s = (ending.at_s if ending.at_s is not None
+                         else outcome.total_s)
+                outcome.postcopy_s = max(end_s - state.postcopy_started_s,
+                                         0.0)
+        elif ending.kind == jobs.CANCELLED:
+            outcome.result = 'aborted'
+        else:
+            outcome.result = 'failed'
+            outcome.end_reason = ending.detail or ending.kind
+        LOG.info('%s ended: %s after %.1f s%s', self.name, outcome.result,
+                 outcome.total_s, (' (switched: %s)' % outcome.switch_reason)
+                 if outcome.switched else '')
+
+
+class _State:
+    def __init__(self):
+        self.phase = 'precopy'
+        self.ending = None
+        self.last_logged = None
+        self.postcopy_started_s = None
+        self.switch_requested_s = None
+        self.warned_slow_switch = False

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ordered policies of a migration behind the network-stall guard.
+
+The chain holds the rules that no single policy may break:
+
+* No data moving is a network or destination problem, not a busy guest.
+  Switching then would split the guest between hosts that cannot talk, so a
+  proposed switch is held until data has moved again for a grace period;
+  pre-copy that moves nothing for ``progress_timeout`` is aborted, which
+  leaves the guest running on the source.
+* Post-copy is used only where the negotiated plan allows it; elsewhere the
+  policies' proposals to switch are noted and pre-copy goes on.
+* The budget always ends pre-copy: by a policy's switch, else by the
+  configured budget action (abort or pause).
+"""
+
+from nova_postcopy import plugins
+from nova_postcopy.policies import base
+
+Action = base.Action
+Decision = base.Decision
+BUDGET_ACTIONS = {'abort': Action.ABORT, 'pause': Action.PAUSE}
+
+
+class PolicyChain:
+    """Asks policies in order; the first that acts wins.
+
+    :param policies: policy instances, in order.
+    :param budget_action: :class:`Action` ``ABORT`` or ``PAUSE``.
+    :param progress_timeout_s: abort after this long without data moving;
+        None disables it.
+    :param stall_grace_s: healthy seconds needed after a stall before a
+        switch.
+    :param guard: False only for anchors that model other systems.
+    """
+
+    def __init__(self, policies, budget_action=Action.ABORT,
+                 progress_timeout_s=None, stall_grace_s=0.0, guard=True):
+        self.policies = list(policies)
+        self.budget_action = budget_action
+        self.progress_timeout_s = progress_timeout_s
+        self.stall_grace_s = stall_grace_s
+        self.guard = guard
+
+    @classmethod
+    def from_conf(cls, conf):
+        """The chain that ``[postcopy]`` configures, with fresh policies."""
+        policies = [plugins.policy_class(name)(conf)
+                    for name in conf.switch_policies]
+        return cls(policies,
+                   budget_action=BUDGET_ACTIONS[conf.precopy_budget_action],
+                   progress_timeout_s=conf.progress_timeout,
+                   stall_grace_s=conf.network_stall_grace)
+
+    @property
+    def names(self):
+        return [policy.name for policy in self.policies]
+
+    def decide(self, progress, context):
+        if (self.progress_timeout_s is not None
+                and progress.stalled_for_s >= self.progress_timeout_s):
+            return Decision(
+                Action.ABORT,
+                'no data moved for %.0f s: the network or the destination '
+                'is stuck; aborting pre-copy, the guest keeps running on the '
+                'source' % progress.stalled_for_s, 'network-stall guard')
+        proposal = self._ask_policies(progress, context)
+        if proposal.action is Action.SWITCH:
+            if self.guard and self._link_unsettled(progress):
+                return Decision.keep_going(
+                    'switch proposed by %s held: %s' % (
+                        proposal.policy, self._link_state(progress)),
+                    'network-stall guard')
+            if context.postcopy_allowed:
+                return proposal
+            proposal = Decision.keep_going(
+                'post-copy not allowed for this migration; %s would have '
+                'switched: %s' % (proposal.policy, proposal.reason),
+                proposal.policy)
+        elif proposal.acts:
+            return proposal
+        if progress.elapsed_s >= context.budget_s:
+            return Decision(
+                self.budget_action,
+                'pre-copy used up its budget of %.0f s without a switch to '
+                'post-copy (%s)' % (context.budget_s, self._why_no_switch(
+                    context)), 'budget')
+        return proposal
+
+    def _ask_policies(self, progress, context):
+        for policy in self.policies:
+            decision = policy.decide(progress, context)
+            if decision.acts:
+                return decision
+        return Decision.keep_going()
+
+    def _link_unsettled(self, progress):
+        return (progress.network_stalled
+                or progress.healthy_for_s < self.stall_grace_s)
+
+    def _link_state(self, progress):
+        if progress.network_stalled:
+            return 'no data moved for %.1f s (network stall)' % (
+                progress.stalled_for_s)
+        return ('data moves again for only %.1f s of the %.0f s grace after '
+                'a network stall' % (progress.healthy_for_s,
+                                     self.stall_grace_s))
+
+    def _why_no_switch(self, context):
+        if not context.postcopy_allowed:
+            return 'post-copy not allowed for this migration'
+        return 'no policy among [%s] switched' % ', '.join(self.names)

@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Normalized migration statistics and what can be learned from their history.
+
+libvirt reports a running migration as a flat dict (``virDomainGetJobStats``)
+in mixed units (milliseconds, pages per second). Everything downstream works
+on :class:`Sample` in seconds, bytes and bytes per second, and on the
+:class:`ProgressTracker`, which derives passes over RAM, bandwidth and
+network stalls from the sample stream.
+
+Passes are recognised from the data, not from ``memory_iteration`` alone:
+with post-copy enabled, QEMU 8 and later re-sync the dirty bitmap about ten
+times a second (RAM counts as "can post-copy", so the pending estimate drops
+below the threshold and triggers an exact sync), and the counter then says
+nothing about completed passes. A pass is complete when the counter moved
+*and* the pages walked since the pass began (sent, or found to be zero) add
+up to what was dirty when it began.
+"""
+
+import dataclasses
+
+# Fraction of a pass's starting data that may still be unwalked when the
+# counter says the pass ended; covers rounding between polls.
+PASS_TOLERANCE = 0.02
+# A poll interval that moved less than this share of the usual bandwidth
+# counts as a network stall.
+STALL_RATE_SHARE = 0.05
+EWMA_ALPHA = 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One poll of a migration job, normalized to seconds and bytes."""
+
+    time_elapsed_s: float
+    data_total: int = 0
+    data_processed: int = 0
+    data_remaining: int = 0
+    memory_total: int = 0
+    memory_processed: int = 0
+    memory_remaining: int = 0
+    memory_iteration: int = 0
+    memory_dirty_rate: float = 0.0
+    memory_bps: float = 0.0
+    memory_page_size: int = 4096
+    memory_constant: int = 0
+    memory_normal_bytes: int = 0
+    postcopy_requests: int = 0
+    dirty_rate_probe: float = 0.0
+
+    @classmethod
+    def from_job_stats(cls, stats):
+        """Build a sample from a ``virDomainGetJobStats`` dict."""
+        page_size = int(stats.get('memory_page_size') or 4096)
+        return cls(
+            time_elapsed_s=stats.get('time_elapsed', 0) / 1000.0,
+            data_total=int(stats.get('data_total', 0)),
+            data_processed=int(stats.get('data_processed', 0)),
+            data_remaining=int(stats.get('data_remaining', 0)),
+            memory_total=int(stats.get('memory_total', 0)),
+            memory_processed=int(stats.get('memory_processed', 0)),
+            memory_remaining=int(stats.get('memory_remaining', 0)),
+            memory_iteration=int(stats.get('memory_iteration', 0)),
+            memory_dirty_rate=float(
+                stats.get('memory_dirty_rate', 0)) * page_size,
+            memory_bps=float(stats.get('memory_bps', 0)),
+            memory_page_size=page_size,
+            memory_constant=int(stats.get('memory_constant', 0)),
+            memory_normal_bytes=int(stats.get('memory_normal_bytes', 0)),
+            postcopy_requests=int(
+                stats.get('memory_postcopy_requests', 0)),
+            # QEMU's dirty-rate sampler (libvirt domain stats, MiB/s),
+            # merged in by job ports that run it.
+            dirty_rate_probe=float(
+                stats.get('dirtyrate.megabytes_per_second', 0)) * 1024 ** 2,
+        )
+
+    @property
+    def walked_bytes(self):
+        """Bytes of guest RAM visited: sent in full, or found to be zero."""
+        walked = (self.memory_normal_bytes
+                  + self.memory_constant * self.memory_page_size)
+        return walked or self.memory_processed
+
+    @property
+    def walk_factor(self):
+        """Bytes walked per byte sent: above 1 while zero pages abound."""
+        if self.memory_processed <= 0:
+            return 1.0
+        return max(self.walked_bytes / self.memory_processed, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """A completed pass over the pages that were dirty when it began.
+
+    ``dirtied`` is what the guest dirtied while the pass ran, the data the
+    next pass starts with; ``duration_s`` and ``dirtied`` are one point of
+    the guest's "unique bytes dirtied in an interval" curve.
+    """
+
+    number: int
+    start_s: float
+    end_s: float
+    start_remaining: int
+    dirtied: int
+
+    @property
+    def duration_s(self):
+        return max(self.end_s - self.start_s, 1e-3)
+
+    @property
+    def dirty_rate(self):
+        return self.dirtied / self.duration_s
+
+
+class ProgressTracker:
+    """What the history of samples says about a migration.
+
+    Fed one sample per poll; read by switch policies. It holds no I/O and
+    no clock: time is the job's own ``time_elapsed``.
+    """
+
+    def __init__(self):
+        self.sample = None
+        self.passes = []
+        self.pass_completed = False
+        self.bandwidth = 0.0
+        self.dirty_rate = 0.0
+        self.stalled_for_s = 0.0
+        self.healthy_for_s = 0.0
+        self._pass_start_s = 0.0
+        self._pass_start_remaining = None
+        self._pass_start_walked = 0
+        self._pass_start_iteration = None
+        self._last_moving_s = 0.0
+        self._stall_end_s = 0.0
+
+    @property
+    def elapsed_s(self):
+        return self.sample.time_elapsed_s if self.sample else 0.0
+
+    @property
+    def completed_passes(self):
+        return len(self.passes)
+
+    @property
+    def network_stalled(self):
+        return self.stalled_for_s > 0
+
+    @property
+    def current_pass_start_s(self):
+        return self._pass_start_s
+
+    @property
+    def current_pass_remaining(self):
+        """Data the current pass began with."""
+        return self._pass_start_remaining or 0
+
+    def update(self, sample):
+        previous, self.sample = self.sample, sample
+        self.pass_completed = False
+        if previous is None:
+            self._pass_start_remaining = sample.memory_total
+            self._pass_start_iteration = sample.memory_iteration
+            self._last_moving_s = sample.time_elapsed_s
+            self.healthy_for_s = sample.time_elapsed_s
+            return self
+        interval = sample.time_elapsed_s - previous.time_elapsed_s
+        if interval <= 0:
+            return self
+        self._update_rates(previous, sample, interval)
+        self._update_pass(sample)
+        return self
+
+    def _update_rates(self, previous, sample, interval):
+        moved = sample.data_processed - previous.data_processed
+        rate = moved / interval
+        moving = moved > 0 and (
+            not self.bandwidth or rate >= STALL_RATE_SHARE * self.bandwidth)
+        now = sample.time_elapsed_s
+        if moving:
+            self.bandwidth = _ewma(self.bandwidth, rate)
+            if self.stalled_for_s:
+                self._stall_end_s = now
+            self._last_moving_s = now
+            self.stalled_for_s = 0.0
+        else:
+            self.stalled_for_s = now - self._last_moving_s
+            self._stall_end_s = now
+        self.healthy_for_s = now - self._stall_end_s
+        if sample.memory_dirty_rate > 0:
+            self.dirty_rate = _ewma(self.dirty_rate, sample.memory_dirty_rate)
+
+    def _update_pass(self, sample):
+        walked = sample.walked_bytes - self._pass_start_walked
+        needed = (1 - PASS_TOLERANCE) * self._pass_start_remaining
+        counter_moved = (sample.memory_iteration == 0
+                         or sample.memory_iteration
+                         > self._pass_start_iteration)
+        if not (counter_moved and walked >= needed and walked > 0):
+            return
+        # The boundary fell between two polls: what was walked beyond the
+        # pass's data belongs to the next pass, both in time and in data.
+        overshoot = max(walked - self._pass_start_remaining, 0)
+        walk_rate = max(self.bandwidth, 1.0) * sample.walk_factor
+        end_s = max(sample.time_elapsed_s - overshoot / walk_rate,
+                    self._pass_start_s)
+        next_remaining = sample.memory_remaining + overshoot
+        self.passes.append(Pass(
+            number=len(self.passes) + 1,
+            start_s=self._pass_start_s,
+            end_s=end_s,
+            start_remaining=self._pass_start_remaining,
+            dirtied=next_remaining))
+        self.pass_completed = True
+        self._pass_start_s = end_s
+        self._pass_start_remaining = next_remaining
+        self._pass_start_walked = sample.walked_bytes - overshoot
+        self._pass_start_iteration = sample.memory_iteration
+
+
+def _ewma(current, value, alpha=EWMA_ALPHA):
+    return value if not current else alpha * value + (1 - alpha) * current

@@ -1,0 +1,390 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A fluid model of a QEMU live migration, fast enough for a fleet.
+
+What it models, and why:
+
+* Passes. QEMU sends the pages of its dirty bitmap; pages the guest writes
+  meanwhile go to the dirty log. At the end of a pass QEMU syncs: the log
+  becomes the bitmap, ``memory_iteration`` (dirty-sync-count) grows, and if
+  what is now pending fits the switchover threshold (bandwidth x max
+  downtime) it stops the guest and completes. (QEMU syncs a little earlier,
+  once the bitmap is below the threshold; what is left then is mostly the
+  working set the log overlaps, so the model keeps the simpler rule.)
+* Unique dirtying. The log holds each page once: a guest writing D bytes/s
+  over a working set W has ``W * (1 - exp(-written / W))`` bytes in it
+  (two such sets for ``hotcold``). This is why the dirty rate libvirt
+  reports (new pages per second between syncs) is below the write rate on
+  long passes.
+* Zero pages are found in the first pass and cost no bandwidth.
+* ``frequent`` sync: with post-copy enabled QEMU 8+ syncs about ten times a
+  second, so the counter races, and remaining data includes the log.
+* Link: bandwidth with per-second jitter; outages carry nothing.
+* Post-copy: a short stop (device state, discard bitmap, round trips), then
+  the rest is pushed in the background while the guest faults on missing
+  pages of its working set, each fault a round trip plus a page. An outage
+  during post-copy fails the migration: QEMU pauses post-copy and the guest
+  is lost unless it is recovered.
+
+Times are job seconds; sizes are bytes. The model is deterministic for a
+given workload (its seed drives the jitter).
+"""
+
+import math
+import random
+
+GIB = 1024 ** 3
+PAGE = 4096
+LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
+DEVICE_STATE_BYTES = 2 * 1024 ** 2
+STOP_OVERHEAD_S = 0.05          # pausing vCPUs, starting the destination
+FREQUENT_SYNC_S = 0.1
+SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
+QUIET_SHARE = 0.05              # dirty rate in a quiet phase of ``phased``
+PROBE_S = 1.0                   # the dirty-rate sampler's measuring period
+
+
+class MigrationModel:
+    """One migration of one workload, advanced by :meth:`advance_to`."""
+
+    def __init__(self, workload, postcopy_enabled=True, max_downtime_ms=500,
+                 recovery=False):
+        w = self.workload = workload
+        self.postcopy_enabled = postcopy_enabled
+        self.recovery = recovery
+        self.ram = w.ram_gib * GIB
+        self.zero = self.ram * w.zero_pct / 100.0
+        self.nonzero = self.ram - self.zero
+        self.wss = w.wss_gib * GIB
+        self.link = w.link_gbps * 1e9 / 8 * LINK_EFFICIENCY
+        self.rtt = w.rtt_ms / 1000.0
+        self.max_downtime_s = max_downtime_ms / 1000.0
+        self._rng = random.Random(w.seed)
+        # QEMU's calc-dirty-rate samples 512 pages per GiB over 1 s.
+        self.probe_rate = (self.unique(w.dirty_gbps * 1e9 / 8 * PROBE_S)
+                           / PROBE_S * min(max(self._rng.gauss(1, 0.05),
+                                               0.85), 1.15))
+        self._bw_jitter = 1.0
+        self._dirty_jitter = 1.0
+        self._next_tick = 0.0
+
+        self.t = 0.0
+        self.state = 'precopy'
+        self.events = []
+        self.sync_count = 1
+        # Current pass: bytes of the bitmap still to walk, and how many of
+        # them are zero pages (only in the first pass).
+        self.bitmap = self.ram
+        self.bitmap_zero = self.zero
+        self.written = 0.0          # bytes written by the guest since sync
+        self.sent = 0.0
+        self.normal_bytes = 0.0
+        self.zero_pages = 0.0
+        self.reported_dirty_rate = 0.0
+        self._rate_pages = 0.0
+        self._rate_since = 0.0
+        self.paused_at = None
+        self.switch_at = None
+        self.abort_at = None
+        self.postcopy_started_at = None
+        self.postcopy_pending = 0.0
+        self.postcopy_wss_missing = 0.0
+        self.postcopy_requests = 0.0
+        self.stop_at = None
+        self.downtime_s = 0.0
+        self.finish_at = None
+        self.complete_pending = None
+
+    # -- what the guest and the link do -----------------------------------
+
+    def bandwidth(self, t):
+        w = self.workload
+        if w.outage_s and w.outage_at_s <= t < w.outage_at_s + w.outage_s:
+            return 0.0
+        return self.link * self._bw_jitter
+
+    def write_rate(self, t):
+        if self.paused_at is not None or self.state == 'stopped':
+            return 0.0
+        rate = self.workload.dirty_gbps * 1e9 / 8 * self._dirty_jitter
+        if self.workload.pattern == 'phased':
+            if int(t // self.workload.phase_s) % 2:
+                rate *= QUIET_SHARE
+        return rate
+
+    def unique(self, written):
+        """Bytes of distinct pages touched by ``written`` bytes of writes."""
+        wss = self.wss
+        if wss <= 0 or written <= 0:
+            return 0.0
+        if self.workload.pattern == 'hotcold':
+            hot, cold = 0.2 * wss, 0.8 * wss
+            return (hot * -math.expm1(-0.8 * written / hot)
+                    + cold * -math.expm1(-0.2 * written / cold))
+        return wss * -math.expm1(-written / wss)
+
+    def threshold(self, bandwidth):
+        return bandwidth * self.max_downtime_s
+
+    @property
+    def bound_s(self):
+        """Time to move the RAM that must move, once, at full bandwidth."""
+        return self.nonzero / self.link
+
+    # -- controls ----------------------------------------------------------
+
+    def request_postcopy(self):
+        """Like migrate-start-postcopy: harmless once switchover began."""
+        if not self.postcopy_enabled:
+            return False
+        if self.state == 'precopy' and self.switch_at is None:
+            self.switch_at = self.t + SWITCH_LATENCY_S
+        return True
+
+    def request_abort(self):
+        if self.state == 'precopy':
+            self.abort_at = self.t + SWITCH_LATENCY_S
+
+    def pause_guest(self):
+        if self.state == 'precopy' and self.paused_at is None:
+            self.paused_at = self.t
+
+    def set_max_downtime(self, milliseconds):
+        self.max_downtime_s = milliseconds / 1000.0
+
+    # -- time --------------------------------------------------------------
+
+    @property
+    def finished(self):
+        return self.state in ('completed', 'aborted', 'failed')
+
+    def advance_to(self, target):
+        while self.t < target - 1e-9 and not self.finished:
+            if self.t >= self._next_tick:
+                self._bw_jitter = min(max(self._rng.gauss(1, 0.02), 0.92),
+                                      1.05)
+                self._dirty_jitter = min(max(self._rng.gauss(1, 0.05), 0.85),
+                                         1.15)
+                self._next_tick = math.floor(self.t) + 1.0
+            end = min(target, self._next_tick, self._next_boundary())
+            if self.state == 'precopy':
+                self._precopy(end)
+            elif self.state == 'stopped':
+                self._stopped(end)
+            else:
+                self._postcopy(end)
+
+    def _next_boundary(self):
+        w = self.workload
+        times = [self.switch_at, self.abort_at, self.finish_at]
+        if w.outage_s:
+            times += [w.outage_at_s, w.outage_at_s + w.outage_s]
+        if w.pattern == 'phased':
+            times.append((math.floor(self.t / w.phase_s) + 1) * w.phase_s)
+        if self.workload.sync == 'frequent' and self.state == 'precopy':
+            times.append(self.t + FREQUENT_SYNC_S)
+        return min([x for x in times if x is not None and x > self.t + 1e-9]
+                   or [math.inf])
+
+    def _precopy(self, end):
+        if self.abort_at is not None and self.t >= self.abort_at - 1e-9:
+            self.state = 'aborted'
+            self.events.append((self.t, 'cancelled', None))
+            return
+        if self.switch_at is not None and self.t >= self.switch_at - 1e-9:
+            self._start_postcopy()
+            return
+        bandwidth = self.bandwidth(self.t)
+        threshold = self.threshold(bandwidth)
+        if (bandwidth > 0 and self.workload.sync == 'frequent'
+                and self._converged(threshold)):
+            return
+        zero_share = self.bitmap_zero / self.bitmap if self.bitmap else 0.0
+        walk_rate = bandwidth / (1 - zero_share) if zero_share < 1 else 1e18
+        if bandwidth > 0:
+            end = min(end, self.t + self.bitmap / walk_rate)
+        dt = end - self.t
+        walked = min(walk_rate * dt, self.bitmap) if bandwidth else 0.0
+        zero_walked = walked * zero_share
+        self.bitmap -= walked
+        self.bitmap_zero -= zero_walked
+        self.zero_pages += zero_walked / PAGE
+        self.normal_bytes += walked - zero_walked
+        self.sent += walked - zero_walked
+        self.written += self.write_rate(self.t) * dt
+        self.t = end
+        if bandwidth > 0 and self.bitmap <= 1:
+            self._sync()
+            self._converged(threshold)
+
+    def _converged(self, threshold):
+        """Stop and copy when what is pending fits the downtime target."""
+        pending = self.bitmap
+        if self.workload.sync == 'frequent':
+            pending += self.unique(self.written)
+        if pending > threshold:
+            return False
+        if self.workload.sync == 'frequent':
+            self._sync()
+        self.state = 'stopped'
+        self.stop_at = self.t
+        self.complete_pending = self.bitmap
+        bandwidth = self.bandwidth(self.t) or self.link
+        self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
+            self.bitmap + DEVICE_STATE_BYTES) / bandwidth
+        return True
+
+    def _sync(self):
+        new = self.unique(self.written)
+        # Zero pages are only in the first bitmap and cost nothing to send.
+        self.zero_pages += self.bitmap_zero / PAGE
+        self.bitmap += new - self.bitmap_zero
+        self.bitmap_zero = 0.0
+        self.written = 0.0
+        self.sync_count += 1
+        if self.workload.sync == 'pass':
+            self.events.append((self.t, 'iteration', self.job_stats()))
+        self._rate_pages += new / PAGE
+        if self.t - self._rate_since >= 1.0:
+            self.reported_dirty_rate = self._rate_pages / (
+                self.t - self._rate_since)
+            self._rate_pages = 0.0
+            self._rate_since = self.t
+
+    def _stopped(self, end):
+        if self.finish_at is not None and end >= self.finish_at - 1e-9:
+            self.t = self.finish_at
+            moved = self.complete_pending + DEVICE_STATE_BYTES
+            self.sent += moved
+            self.normal_bytes += self.complete_pending
+            self.bitmap = 0.0
+            started = self.paused_at if self.paused_at is not None else (
+                self.stop_at)
+            self.downtime_s = self.t - started
+            self.state = 'completed'
+            self.events.append((self.t, 'completed', None))
+            return
+        self.t = end
+
+    def _start_postcopy(self):
+        t = self.t
+        bandwidth = self.bandwidth(t) or self.link
+        log = self.unique(self.written)
+        first_pass = self.sync_count == 1
+        bitmap_nonzero = self.bitmap - self.bitmap_zero
+        wss_share = (self.wss / self.nonzero
+                     if first_pass and self.nonzero else 1.0)
+        self.postcopy_wss_missing = min(self.wss,
+                                        log + bitmap_nonzero * wss_share)
+        self.postcopy_pending = log + bitmap_nonzero
+        self.zero_pages += self.bitmap_zero / PAGE
+        self.bitmap = self.bitmap_zero = self.written = 0.0
+        stop_s = (STOP_OVERHEAD_S + 2 * self.rtt
+                  + (DEVICE_STATE_BYTES + self.ram / PAGE / 8) / bandwidth)
+        self.sent += DEVICE_STATE_BYTES
+        self.downtime_s = stop_s
+        self.state = 'postcopy'
+        self.switch_at = None
+        self.postcopy_started_at = t
+        self.events.append((t, 'postcopy-started', None))
+        self.t = t + stop_s
+
+    def _postcopy(self, end):
+        bandwidth = self.bandwidth(self.t)
+        if bandwidth == 0:
+            if not self.recovery:
+                self.state = 'failed'
+                self.events.append((self.t, 'postcopy-failed', None))
+                return
+            self.t = end
+            return
+        if self.postcopy_pending <= 0:
+            self._finish_postcopy()
+            return
+        left = self.postcopy_pending / bandwidth
+        # Faults change slowly; a few dozen steps per phase keep the count
+        # within a percent without slowing the fleet down.
+        step = max(left / 40.0, 0.05)
+        end = min(end, self.t + left, self.t + step)
+        dt = end - self.t
+        moved = min(bandwidth * dt, self.postcopy_pending)
+        if self.wss and self.postcopy_pending:
+            share = self.postcopy_wss_missing / self.postcopy_pending
+            missing_share = self.postcopy_wss_missing / self.wss
+            fault_rate = min(self.write_rate(self.t) / PAGE * missing_share,
+                             1.0 / (self.rtt + PAGE / bandwidth))
+            faults = min(fault_rate * dt, self.postcopy_wss_missing / PAGE)
+            self.postcopy_requests += faults
+            self.postcopy_wss_missing = max(
+                self.postcopy_wss_missing - moved * share - faults * PAGE,
+                0.0)
+        self.postcopy_pending -= moved
+        self.sent += moved
+        self.normal_bytes += moved
+        self.t = end
+        if self.postcopy_pending <= 1:
+            self._finish_postcopy()
+
+    def _finish_postcopy(self):
+        self.postcopy_pending = 0.0
+        self.state = 'completed'
+        self.events.append((self.t, 'completed', None))
+
+    # -- what libvirt would say -------------------------------------------
+
+    def remaining(self):
+        if self.state == 'postcopy':
+            return self.postcopy_pending
+        if self.state == 'stopped':
+            return self.complete_pending
+        pending = self.bitmap
+        if self.workload.sync == 'frequent':
+            pending += self.unique(self.written)
+        return pending
+
+    def iteration(self):
+        if self.workload.sync == 'frequent':
+            return 1 + int(self.t / FREQUENT_SYNC_S)
+        return self.sync_count
+
+    def job_stats(self):
+        """``virDomainGetJobStats`` of the running job, or None once over."""
+        if self.finished:
+            return None
+        remaining = int(self.remaining())
+        if self.workload.sync == 'frequent' and self.wss:
+            # Syncs every 0.1 s see nearly every write land on a clean page.
+            clean = 1 - self.unique(self.written) / self.wss
+            self.reported_dirty_rate = self.write_rate(self.t) * clean / PAGE
+        stats = {
+            'type': 2,
+            'time_elapsed': int(self.t * 1000),
+            'data_total': int(self.ram),
+            'data_processed': int(self.sent),
+            'data_remaining': remaining,
+            'memory_total': int(self.ram),
+            'memory_processed': int(self.sent),
+            'memory_remaining': remaining,
+            'memory_constant': int(self.zero_pages),
+            'memory_normal': int(self.normal_bytes / PAGE),
+            'memory_normal_bytes': int(self.normal_bytes),
+            'memory_bps': int(self.bandwidth(self.t)),
+            'memory_dirty_rate': int(self.reported_dirty_rate),
+            'memory_page_size': PAGE,
+            'memory_iteration': self.iteration(),
+            'memory_postcopy_requests': int(self.postcopy_requests),
+        }
+        if self.t >= PROBE_S:
+            stats['dirtyrate.megabytes_per_second'] = (
+                self.probe_rate / 1024 ** 2)
+        return stats
+
+    def completed_stats(self):
+        """The completed job's statistics, as libvirt keeps them."""
+        return {
+            'time_elapsed': int(self.t * 1000),
+            'downtime': int(self.downtime_s * 1000),
+            'data_processed': int(self.sent),
+            'memory_processed': int(self.sent),
+            'memory_iteration': self.iteration(),
+            'memory_postcopy_requests': int(self.postcopy_requests),
+        }

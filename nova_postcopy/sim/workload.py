@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A simulated guest and link, and its ``key=value,...`` spelling."""
+
+import dataclasses
+
+PATTERNS = ('steady', 'phased', 'hotcold')
+SYNC_MODES = ('pass', 'frequent')
+
+
+class InvalidWorkload(ValueError):
+    """A workload spec that cannot describe a real guest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A guest and the link it migrates over.
+
+    :param ram_gib: guest RAM.
+    :param link_gbps: migration link, gigabits per second.
+    :param wss_gib: memory the guest keeps writing to (its working set).
+    :param dirty_gbps: rate at which it writes to it.
+    :param pattern: ``steady``; ``phased`` (busy and quiet phases of
+        ``phase_s`` seconds, quiet at 5 % of the rate); ``hotcold`` (80 % of
+        writes go to 20 % of the working set).
+    :param zero_pct: share of RAM never touched (zero pages).
+    :param outage_at_s: job time at which the link stops carrying data.
+    :param outage_s: how long it carries nothing.
+    :param rtt_ms: round-trip time of the link.
+    :param sync: ``pass`` (dirty bitmap synced once per pass, as QEMU does
+        without post-copy) or ``frequent`` (about ten syncs a second, as
+        QEMU 8+ does once post-copy is enabled).
+    :param seed: seeds the bandwidth and dirty-rate jitter.
+    """
+
+    ram_gib: float
+    link_gbps: float
+    wss_gib: float = 0.0
+    dirty_gbps: float = 0.0
+    pattern: str = 'steady'
+    zero_pct: float = 0.0
+    outage_at_s: float = 0.0
+    outage_s: float = 0.0
+    rtt_ms: float = 0.2
+    phase_s: float = 10.0
+    sync: str = 'pass'
+    seed: int = 1
+    name: str = ''
+
+    def __post_init__(self):
+        problems = []
+        if self.ram_gib <= 0:
+            problems.append('ram_gib must be > 0')
+        if self.link_gbps <= 0:
+            problems.append('link_gbps must be > 0')
+        if self.wss_gib < 0 or self.dirty_gbps < 0:
+            problems.append('wss_gib and dirty_gbps must be >= 0')
+        if not 0 <= self.zero_pct < 100:
+            problems.append('zero_pct must be from 0 to below 100')
+        elif self.wss_gib > self.ram_gib * (1 - self.zero_pct / 100.0):
+            problems.append(
+                'wss_gib %g does not fit into the %g GiB of RAM that is not '
+                'zero' % (self.wss_gib,
+                          self.ram_gib * (1 - self.zero_pct / 100.0)))
+        if self.dirty_gbps > 0 and self.wss_gib == 0:
+            problems.append('dirty_gbps > 0 needs a working set (wss_gib)')
+        if self.pattern not in PATTERNS:
+            problems.append('pattern must be one of %s' % ', '.join(PATTERNS))
+        if self.sync not in SYNC_MODES:
+            problems.append('sync must be one of %s' % ', '.join(SYNC_MODES))
+        if self.outage_at_s < 0 or self.outage_s < 0:
+            problems.append('outage_at_s and outage_s must be >= 0')
+        if self.rtt_ms < 0 or self.phase_s <= 0:
+            problems.append('rtt_ms must be >= 0 and phase_s > 0')
+        if problems:
+            raise InvalidWorkload('invalid workload %s: %s'
+                                  % (self.label, '; '.join(problems)))
+
+    @property
+    def label(self):
+        if self.name:
+            return self.name
+        text = 'ram=%gG link=%gG wss=%gG dirty=%gG %s' % (
+            self.ram_gib, self.link_gbps, self.wss_gib, self.dirty_gbps,
+            self.pattern)
+        if self.outage_s:
+            text += ' outage=%gs@%gs' % (self.outage_s, self.outage_at_s)
+        return text
+
+    @classmethod
+    def parse(cls, spec):
+        """Parse ``ram_gib=16,link_gbps=10,wss_gib=4,...``.
+
+        :raises InvalidWorkload: unknown key, bad number, impossible guest.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for item in filter(None, (part.strip() for part in spec.split(','))):
+            key, sep, raw = item.partition('=')
+            key = key.strip()
+            if not sep:
+                raise InvalidWorkload('%r is not key=value' % item)
+            if key not in fields:
+                raise InvalidWorkload(
+                    'unknown workload key %r; known keys: %s'
+                    % (key, ', '.join(sorted(fields))))
+            kind = type(fields[key].default) if key not in (
+                'ram_gib', 'link_gbps') else float
+            try:
+                values[key] = kind(raw.strip())
+            except ValueError:
+                raise InvalidWorkload('%s=%r is not a %s'
+                                      % (key, raw, kind.__name__)) from None
+        missing = [key for key in ('ram_gib', 'link_gbps')
+                   if key not in values]
+        if missing:
+            raise InvalidWorkload('workload %r lacks %s'
+                                  % (spec, ', '.join(missing)))
+        return cls(**values)
