@@ -181,7 +181,8 @@ class ProgressTracker:
         if moving:
             self.bandwidth = _ewma(self.bandwidth, rate)
             if self.stalled_for_s:
-                self._stall_end_s = now
+                # Data moved again from the previous poll on.
+                self._stall_end_s = previous.time_elapsed_s
             self._last_moving_s = now
             self.stalled_for_s = 0.0
         else:

@@ -77,6 +77,7 @@ class MigrationModel:
         self.bitmap_zero = self.zero
         self.written = 0.0          # bytes written by the guest since sync
         self.sent = 0.0
+        self.resent = 0.0           # bytes that syncs put back to send
         self.normal_bytes = 0.0
         self.zero_pages = 0.0
         self.reported_dirty_rate = 0.0
@@ -235,6 +236,7 @@ class MigrationModel:
 
     def _sync(self):
         new = self.unique(self.written)
+        self.resent += new
         # Zero pages are only in the first bitmap and cost nothing to send.
         self.zero_pages += self.bitmap_zero / PAGE
         self.bitmap += new - self.bitmap_zero

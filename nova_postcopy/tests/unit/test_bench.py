@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: Apache-2.0
+import io
+import json
+
+import fixtures
+
+from nova_postcopy.bench import anchors
+from nova_postcopy.bench import matrix
+from nova_postcopy.bench import runner
+from nova_postcopy.cmd import bench
+from nova_postcopy import plugins
+from nova_postcopy.tests.unit import base
+
+BUSY = 'ram_gib=4,link_gbps=10,wss_gib=1,dirty_gbps=20,seed=3'
+QUIET = 'ram_gib=4,link_gbps=10,wss_gib=0.1,dirty_gbps=0.5'
+
+
+class TestBenchCommand(base.TestCase):
+
+    def run_bench(self, *argv):
+        out = self.useFixture(fixtures.MonkeyPatch('sys.stdout',
+                                                   io.StringIO())).new_value
+        err = self.useFixture(fixtures.MonkeyPatch('sys.stderr',
+                                                   io.StringIO())).new_value
+        try:
+            code = bench.main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, out.getvalue(), err.getvalue()
+
+    def test_json_shape(self):
+        code, out, _ = self.run_bench('--json', '--workload', BUSY,
+                                      '--workload', QUIET,
+                                      '--policy', 'default',
+                                      '--policy', 'nova_timeout')
+        self.assertEqual(0, code)
+        data = json.loads(out)
+        self.assertEqual(4, len(data['results']))
+        row = data['results'][0]
+        for key in ('policy', 'workload', 'outcome', 'switched', 'total_s',
+                    'downtime_ms', 'postcopy_s', 'bytes_sent', 'bound_s'):
+            self.assertIn(key, row)
+        self.assertIn(row['outcome'],
+                      ('converged', 'postcopy', 'aborted', 'unfinished'))
+        summary = data['summary']['default']
+        for key in ('completion_rate', 'unnecessary_switches',
+                    'ratio_to_first_pass_p50', 'ratio_to_first_pass_p95',
+                    'ratio_to_bound_p50'):
+            self.assertIn(key, summary)
+        self.assertEqual(['default', 'nova_timeout'],
+                         sorted(data['summary']))
+        by = {(r['policy'], r['workload']): r for r in data['results']}
+        busy = by[('default', 'ram=4G link=10G wss=1G dirty=20G steady')]
+        self.assertEqual('postcopy', busy['outcome'])
+        quiet = by[('default', 'ram=4G link=10G wss=0.1G dirty=0.5G steady')]
+        self.assertEqual('converged', quiet['outcome'])
+        self.assertFalse(quiet['switched'])
+
+    def test_table_lists_targets(self):
+        code, out, _ = self.run_bench('--workload', BUSY, '--policy',
+                                      'default')
+        self.assertEqual(0, code)
+        self.assertIn('target completion_rate', out)
+        self.assertIn('ratio_to_first_pass_p95', out)
+
+    def test_bad_workload_is_rejected(self):
+        code, _, err = self.run_bench('--workload', 'ram_gib=4,link=10')
+        self.assertEqual(2, code)
+        self.assertIn("unknown workload key 'link'", err)
+
+    def test_unknown_policy_is_rejected(self):
+        code, _, err = self.run_bench('--policy', 'vmotion')
+        self.assertEqual(2, code)
+        self.assertIn("invalid choice: 'vmotion'", err)
+
+    def test_check_needs_the_default_policy(self):
+        code, _, err = self.run_bench('--check', '--policy', 'stall')
+        self.assertEqual(2, code)
+        self.assertIn('--check judges', err)
+
+    def test_every_policy_name_is_accepted(self):
+        names = runner.policy_names(self.conf)
+        self.assertEqual(['default'] + plugins.available_policies()
+                         + list(anchors.NAMES), names)
+
+
+class TestBuiltinMatrix(base.TestCase):
+
+    def test_shape(self):
+        workloads = matrix.builtin()
+        self.assertEqual(5 * 3 * 8, len(workloads))
+        self.assertEqual(len(workloads), len({w.label for w in workloads}))
+        outages = [w for w in workloads if w.outage_s]
+        self.assertEqual(30, len(outages))
+
+    def test_our_policies_never_switch_during_an_outage(self):
+        outages = [w for w in matrix.builtin() if w.outage_s]
+        names = ['default'] + plugins.available_policies()
+        rows = runner.run(names, self.conf, outages)
+        ours = [r for r in rows if r.policy in names]
+        self.assertEqual(len(names) * len(outages), len(ours))
+        self.assertEqual([], [(r.policy, r.workload) for r in ours
+                              if r.switch_in_outage])
+        self.assertEqual([], [(r.policy, r.workload) for r in ours
+                              if r.outcome not in ('converged',
+                                                   'postcopy')])
+
+    def test_default_chain_completes_every_workload(self):
+        rows = runner.run(['default'], self.conf, matrix.builtin())
+        summary = runner.summarize(rows, ['default'])['default']
+        self.assertEqual(1.0, summary['completion_rate'])
+        self.assertEqual(0, summary['failed'])

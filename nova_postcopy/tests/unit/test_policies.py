@@ -1,0 +1,212 @@
+# SPDX-License-Identifier: Apache-2.0
+from nova_postcopy.policies import base as policy_base
+from nova_postcopy.policies import forecast
+from nova_postcopy.policies import passes
+from nova_postcopy.policies import stall
+from nova_postcopy.policies import timeout
+from nova_postcopy import progress
+from nova_postcopy.tests.unit import base
+
+GIB = base.GIB
+MIB = base.MIB
+Action = policy_base.Action
+
+
+def context(budget_s=600, downtime_ms=500, allowed=True):
+    return policy_base.MigrationContext(budget_s, downtime_ms, allowed)
+
+
+def decisions(policy, stream, ctx=None):
+    """Every decision of ``policy`` while ``stream`` is fed, with times."""
+    tracker = progress.ProgressTracker()
+    ctx = ctx or context()
+    out = []
+    for item in stream:
+        tracker.update(progress.Sample.from_job_stats(item))
+        out.append((tracker.elapsed_s, policy.decide(tracker, ctx)))
+    return out
+
+
+def first_switch(policy, stream, ctx=None):
+    for at, decision in decisions(policy, stream, ctx):
+        if decision.action is Action.SWITCH:
+            return at, decision
+    return None, None
+
+
+class TestTimeout(base.TestCase):
+
+    def test_switches_when_the_budget_is_used_up(self):
+        stream = [base.stats(t, GIB, t * GIB) for t in range(0, 700, 50)]
+        at, decision = first_switch(timeout.TimeoutPolicy(self.conf), stream,
+                                    context(budget_s=600))
+        self.assertEqual(600, at)
+        self.assertIn('budget of 600 s', decision.reason)
+        self.assertEqual('timeout', decision.policy)
+
+
+class TestPassPolicies(base.TestCase):
+
+    def test_first_pass_switches_after_one_pass(self):
+        stream = base.pass_stream(GIB, [16 * GIB, 8 * GIB, 4 * GIB])
+        at, decision = first_switch(passes.FirstPassPolicy(self.conf),
+                                    stream)
+        self.assertEqual(16, at)
+        self.assertIn('1 pass(es) over RAM completed', decision.reason)
+
+    def test_first_pass_ignores_a_racing_counter(self):
+        stream = [base.stats(t, (16 - t) * GIB, t * GIB, iteration=1 + 10 * t)
+                  for t in range(0, 16)]
+        policy = passes.FirstPassPolicy(self.conf)
+        self.assertIsNone(first_switch(policy, stream)[0])
+        stream.append(base.stats(16.5, 8 * GIB, 16.5 * GIB, iteration=170))
+        self.assertEqual(16.5, first_switch(
+            passes.FirstPassPolicy(self.conf), stream)[0])
+
+    def test_iterations_counts_completed_passes(self):
+        self.flags(switch_after_passes=3)
+        stream = base.pass_stream(GIB, [16 * GIB, 8 * GIB, 6 * GIB, 5 * GIB,
+                                        4 * GIB])
+        at, decision = first_switch(passes.IterationsPolicy(self.conf),
+                                    stream)
+        self.assertEqual(16 + 8 + 6, at)
+        self.assertIn('3 pass(es)', decision.reason)
+
+
+class TestStall(base.TestCase):
+
+    def test_sawtooth_of_a_converging_guest_is_not_a_stall(self):
+        # Mid-pass polls fall through each pass and jump at every sync,
+        # which fooled Nova's removed 10 % rule; pass starts shrink.
+        starts = [16 * GIB] + [int(8 * GIB * 0.9 ** i) for i in range(30)]
+        at, _ = first_switch(stall.StallPolicy(self.conf),
+                             base.pass_stream(GIB, starts))
+        self.assertIsNone(at)
+
+    def test_plateau_switches_at_a_local_minimum(self):
+        starts = [16 * GIB] + [8 * GIB, 7 * GIB] + [6 * GIB] * 12
+        at, decision = first_switch(stall.StallPolicy(self.conf),
+                                    base.pass_stream(GIB, starts))
+        self.assertIsNotNone(at)
+        self.assertIn('improved by less than 4 %', decision.reason)
+        self.assertIn('local minimum', decision.reason)
+        # 16 + 8 + 7 s of passes, then the 40 s window must be stalled.
+        self.assertGreaterEqual(at, 31 + 40)
+
+    def test_waits_for_a_local_minimum_then_gives_up(self):
+        starts = ([16 * GIB] + [2 * GIB]
+                  + [6 * GIB, 5 * GIB, 6 * GIB, 5.5 * GIB] * 10)
+        found = decisions(stall.StallPolicy(self.conf),
+                          base.pass_stream(GIB, starts))
+        reasons = [d.reason for _, d in found if d.reason]
+        self.assertIn('stalled; waiting for a local minimum', reasons)
+        switches = [d for _, d in found if d.action is Action.SWITCH]
+        self.assertIn('no local minimum', switches[0].reason)
+
+    def test_block_migration_without_memory_passes_never_stalls(self):
+        # Disks copy first: data moves, memory passes do not start.
+        stream = [base.stats(t, 116 * GIB, t * GIB, iteration=0,
+                             normal_bytes=0, memory_processed=0,
+                             memory_remaining=16 * GIB)
+                  for t in range(0, 300, 5)]
+        self.assertIsNone(first_switch(stall.StallPolicy(self.conf),
+                                       stream)[0])
+
+
+class TestForecast(base.TestCase):
+
+    def test_first_pass_longer_than_the_budget(self):
+        stream = [base.stats(t, (256 - t / 10) * GIB, t * GIB / 10,
+                             total=256 * GIB) for t in range(0, 100, 5)]
+        at, decision = first_switch(forecast.ForecastPolicy(self.conf),
+                                    stream, context(budget_s=600))
+        self.assertEqual(5, at)
+        self.assertIn('first pass over RAM alone needs about', decision.reason)
+
+    def test_dirtying_faster_than_the_link_even_over_a_long_pass(self):
+        stream = base.pass_stream(GIB, [4 * GIB, 5 * GIB, 6 * GIB])
+        at, decision = first_switch(forecast.ForecastPolicy(self.conf),
+                                    stream)
+        self.assertEqual(4, at)
+        self.assertIn('cannot converge', decision.reason)
+
+    def test_probe_and_first_pass_reveal_a_saturated_working_set(self):
+        # 2 GiB written at 2 GiB/s over a 1 GiB/s link: the 16 s pass
+        # leaves the whole working set; the 1 s probe shows the rate.
+        stream = base.pass_stream(GIB, [16 * GIB, 2 * GIB, 2 * GIB],
+                                  probe_mibs=1.73 * 1024)
+        at, decision = first_switch(forecast.ForecastPolicy(self.conf),
+                                    stream)
+        self.assertEqual(16, at)
+        self.assertIn('working set of 20', decision.reason)
+
+    def test_without_a_probe_one_pass_is_not_enough(self):
+        stream = base.pass_stream(GIB, [16 * GIB, 2 * GIB, 1.9 * GIB,
+                                        1.9 * GIB])
+        at, _ = first_switch(forecast.ForecastPolicy(self.conf), stream)
+        self.assertEqual(18, at)
+
+    def test_converging_guest_is_left_alone(self):
+        starts = [16 * GIB] + [int(4 * GIB * 0.6 ** i) for i in range(9)]
+        self.assertLess(starts[-1], 0.5 * GIB)
+        at, _ = first_switch(forecast.ForecastPolicy(self.conf),
+                             base.pass_stream(GIB, starts,
+                                              probe_mibs=600))
+        self.assertIsNone(at)
+
+    def test_convergence_after_the_budget(self):
+        # Dirtying 0.75 GiB/s on a 1 GiB/s link converges, slowly.
+        starts = [16 * GIB, 12 * GIB, 9 * GIB, 6.75 * GIB]
+        at, decision = first_switch(forecast.ForecastPolicy(self.conf),
+                                    base.pass_stream(GIB, starts),
+                                    context(budget_s=40))
+        self.assertIsNotNone(at)
+        self.assertIn('after its budget of 40 s', decision.reason)
+
+    def test_passes_that_stopped_improving(self):
+        # Noisy fits near a fixed point: the passes themselves decide.
+        starts = [16 * GIB, 3 * GIB, 2 * GIB, 1.6 * GIB, 1.7 * GIB,
+                  1.62 * GIB, 1.65 * GIB]
+        found = decisions(forecast.ForecastPolicy(self.conf),
+                          base.pass_stream(GIB, starts))
+        reasons = [d.reason for _, d in found if d.action is Action.SWITCH]
+        self.assertTrue(any('not converging: the last 3 passes' in r
+                            for r in reasons), reasons)
+
+    def test_no_decision_while_the_network_stalls(self):
+        # The first pass needs 1275 s more at t=5; the budget is 1300 s.
+        # A stalled link must not turn lost time into a switch.
+        stream = [base.stats(0, 256 * GIB, 0, total=256 * GIB),
+                  base.stats(5, 255 * GIB, GIB, total=256 * GIB)] + [
+            base.stats(t, 255 * GIB, GIB, total=256 * GIB)
+            for t in range(10, 100, 5)]
+        policy = forecast.ForecastPolicy(self.conf)
+        self.assertIsNone(first_switch(policy, stream,
+                                       context(budget_s=1300))[0])
+        stream.append(base.stats(105, 254 * GIB, 2 * GIB, total=256 * GIB))
+        self.assertEqual(105, first_switch(
+            forecast.ForecastPolicy(self.conf), stream,
+            context(budget_s=1300))[0])
+
+
+class TestDirtyingModel(base.TestCase):
+
+    def test_fit_recovers_working_set_and_rate(self):
+        wss, rate = 4 * GIB, 1.5 * GIB
+
+        def u(seconds):
+            import math
+            return wss * -math.expm1(-rate * seconds / wss)
+
+        points = [forecast.Interval(14.0, u(14.0)),
+                  forecast.Interval(3.0, u(3.0))]
+        dirtied, words = forecast.dirtying_model(points)
+        self.assertAlmostEqual(u(1.0), dirtied(1.0), delta=MIB)
+        self.assertIn('working set of 4096 MiB', words)
+
+    def test_linear_when_no_saturation_is_seen(self):
+        points = [forecast.Interval(10.0, 10 * GIB),
+                  forecast.Interval(2.0, 2 * GIB)]
+        dirtied, words = forecast.dirtying_model(points)
+        self.assertAlmostEqual(0.5 * GIB, dirtied(0.5), delta=1)
+        self.assertIn('no working set limit', words)

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: Apache-2.0
+from nova_postcopy import progress
+from nova_postcopy.tests.unit import base
+
+GIB = base.GIB
+
+
+class TestSample(base.TestCase):
+
+    def test_normalizes_libvirt_units(self):
+        sample = progress.Sample.from_job_stats(base.stats(
+            2.5, remaining=GIB, processed=3 * GIB, dirty_rate=1000,
+            **{'dirtyrate.megabytes_per_second': 10,
+               'memory_postcopy_requests': 7}))
+        self.assertEqual(2.5, sample.time_elapsed_s)
+        self.assertEqual(1000 * 4096, sample.memory_dirty_rate)
+        self.assertEqual(10 * 1024 ** 2, sample.dirty_rate_probe)
+        self.assertEqual(7, sample.postcopy_requests)
+
+    def test_walked_counts_zero_pages(self):
+        sample = progress.Sample.from_job_stats(base.stats(
+            1, remaining=0, processed=GIB, normal_bytes=GIB,
+            constant=GIB // 4096))
+        self.assertEqual(2 * GIB, sample.walked_bytes)
+        self.assertEqual(2.0, sample.walk_factor)
+
+    def test_missing_counters_fall_back_to_processed(self):
+        stats = base.stats(1, remaining=0, processed=GIB)
+        del stats['memory_normal_bytes']
+        sample = progress.Sample.from_job_stats(stats)
+        self.assertEqual(GIB, sample.walked_bytes)
+
+
+class TestPasses(base.TestCase):
+    """16 GiB at 1 GiB/s; each pass leaves half of what it began with."""
+
+    def classic(self):
+        # Pass 1: 16 GiB in 16 s -> 8 GiB dirtied; pass 2: 8 GiB in 8 s.
+        return [base.stats(0, 16 * GIB, 0, iteration=1),
+                base.stats(8, 8 * GIB, 8 * GIB, iteration=1),
+                base.stats(16, 8 * GIB, 16 * GIB, iteration=2),
+                base.stats(20, 4 * GIB, 20 * GIB, iteration=2),
+                base.stats(24, 4 * GIB, 24 * GIB, iteration=3)]
+
+    def test_passes_follow_syncs_and_data(self):
+        tracker = base.feed(progress.ProgressTracker(), *self.classic())
+        self.assertEqual(2, tracker.completed_passes)
+        first, second = tracker.passes
+        self.assertEqual((0, 16), (first.start_s, first.end_s))
+        self.assertEqual(8 * GIB, first.dirtied)
+        self.assertEqual((16, 24), (second.start_s, second.end_s))
+        self.assertEqual(4 * GIB, second.dirtied)
+        self.assertAlmostEqual(GIB, tracker.bandwidth, delta=1)
+
+    def test_racing_counter_does_not_make_passes(self):
+        # QEMU 8+ with post-copy enabled: the counter moves on every poll.
+        samples = [base.stats(t, (16 - t) * GIB, t * GIB, iteration=1 + 10 * t)
+                   for t in range(0, 16)]
+        tracker = base.feed(progress.ProgressTracker(), *samples)
+        self.assertEqual(0, tracker.completed_passes)
+        base.feed(tracker, base.stats(16.5, 8 * GIB, 16.5 * GIB,
+                                      iteration=170))
+        self.assertEqual(1, tracker.completed_passes)
+        self.assertAlmostEqual(16.0, tracker.passes[0].end_s, delta=0.01)
+
+    def test_data_alone_is_not_a_pass_while_the_counter_stands(self):
+        samples = self.classic()[:2] + [
+            base.stats(16, 0.1 * GIB, 15.9 * GIB, iteration=1)]
+        tracker = base.feed(progress.ProgressTracker(), *samples)
+        self.assertEqual(0, tracker.completed_passes)
+
+    def test_boundary_between_polls_is_interpolated(self):
+        samples = [base.stats(0, 16 * GIB, 0, iteration=1),
+                   base.stats(10, 6 * GIB, 10 * GIB, iteration=1),
+                   base.stats(18, 6 * GIB, 18 * GIB, iteration=2)]
+        tracker = base.feed(progress.ProgressTracker(), *samples)
+        only = tracker.passes[0]
+        self.assertAlmostEqual(16.0, only.end_s, delta=0.01)
+        self.assertEqual(8 * GIB, only.dirtied)
+        self.assertEqual(8 * GIB, tracker.current_pass_remaining)
+
+
+class TestNetworkStall(base.TestCase):
+
+    def test_stall_and_recovery(self):
+        tracker = base.feed(
+            progress.ProgressTracker(),
+            base.stats(0, 16 * GIB, 0), base.stats(1, 15 * GIB, GIB),
+            base.stats(2, 14 * GIB, 2 * GIB))
+        self.assertFalse(tracker.network_stalled)
+        base.feed(tracker, base.stats(3, 14 * GIB, 2 * GIB),
+                  base.stats(4, 14 * GIB, 2 * GIB))
+        self.assertTrue(tracker.network_stalled)
+        self.assertEqual(2, tracker.stalled_for_s)
+        self.assertEqual(0, tracker.healthy_for_s)
+        base.feed(tracker, base.stats(5, 13 * GIB, 3 * GIB),
+                  base.stats(6, 12 * GIB, 4 * GIB))
+        self.assertFalse(tracker.network_stalled)
+        self.assertEqual(2, tracker.healthy_for_s)
+        self.assertAlmostEqual(GIB, tracker.bandwidth, delta=1)
+
+    def test_a_trickle_is_a_stall(self):
+        tracker = base.feed(
+            progress.ProgressTracker(),
+            base.stats(0, 16 * GIB, 0), base.stats(1, 15 * GIB, GIB),
+            base.stats(2, 15 * GIB, GIB + 1024))
+        self.assertTrue(tracker.network_stalled)
+
+    def test_without_stall_healthy_since_start(self):
+        tracker = base.feed(
+            progress.ProgressTracker(),
+            base.stats(0, 16 * GIB, 0), base.stats(3, 13 * GIB, 3 * GIB))
+        self.assertEqual(3, tracker.healthy_for_s)
