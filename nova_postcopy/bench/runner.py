@@ -104,8 +104,11 @@ def run_one(name, conf, workload):
 
 
 def run(names, conf, workloads):
-    """Rows for every (policy, workload), plus the precopy and virsh runs
-    the summary compares against."""
+    """Rows for every (policy, workload).
+
+    The ``precopy`` and ``virsh_first_pass`` runs that the summary compares
+    against are added when not asked for.
+    """
     quiet = std_logging.getLogger('nova_postcopy')
     level = quiet.level
     quiet.setLevel(std_logging.WARNING)

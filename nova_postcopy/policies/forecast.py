@@ -1,19 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Switch as soon as pre-copy cannot converge in its budget, never while it can.
+"""Switch when pre-copy cannot converge in its budget, never while it can.
 
 What a pass leaves for the next one is u(T): the distinct bytes the guest
 dirties in the T seconds the pass takes. A guest writing D bytes/s over a
 working set of W bytes dirties u(T) = W * (1 - exp(-D * T / W)): linear for
-short passes, saturating at W for long ones. Every completed pass is a point
-(T, u(T)); two passes of different length pin down W and D, and projecting
-passes R' = u(R / bandwidth) says when pre-copy gets the data below the
-downtime target, or that it never does (a fixed point above it, which
-happens exactly when D exceeds the bandwidth while W exceeds the target).
+short passes, saturating at W for long ones. Two measured points of u pin
+down W and D, and projecting passes R' = u(R / bandwidth) says when
+pre-copy gets below the downtime target, or that it never does (a fixed
+point above the target: D above the bandwidth and W above the target).
 
-One pass alone cannot separate W from D, except in one case that needs no
-model: a guest that dirtied faster than the link carried data, even over
-the long first pass, dirties faster still over any shorter pass, so no
-pass ever gets shorter and pre-copy cannot converge.
+The points are the last two passes when their lengths differ; else the
+last pass and QEMU's dirty-rate sampler (``calc-dirty-rate``: distinct
+bytes dirtied in 1 s), which a job port may provide. With both, the
+decision comes when the first pass ends, the moment virsh's
+``--postcopy-after-precopy`` switches. Without either, one case needs no
+model: a guest that dirtied faster than the link carried data even over a
+long pass dirties faster still over any shorter one, so passes never get
+shorter and pre-copy cannot converge.
 
 Before the first pass completes nothing is known of the dirtying (QEMU has
 not synced its bitmap yet); the only certain thing is the time the first
@@ -21,11 +24,10 @@ pass still needs, which is checked against the budget.
 
 The margin (``forecast_safety_margin``) makes the projection optimistic by
 that much (less dirtying, a later deadline), so that measurement noise does
-not cause a switch that pre-copy did not need. Near a fixed point noise can
-keep an optimistic projection converging forever; three passes that did
-not improve settle it. Only
-the last two passes are used: the guest's behaviour changes, and an old
-pass must not speak for the present one.
+not cause a switch pre-copy did not need. Near a fixed point noise can keep
+an optimistic projection converging forever; three passes that did not
+improve settle it. The model assumes the guest keeps behaving as it did in
+the last passes: a guest that is about to turn quiet will be switched.
 """
 
 import math
@@ -97,9 +99,12 @@ class Interval:
 
 
 def intervals(passes, probe_rate):
-    """The two most telling points of u: the last two passes if their
-    lengths differ enough, else the last pass and QEMU's 1 s dirty-rate
-    sample (taken at the start, so only a stand-in for the present)."""
+    """The two most telling measured points of u, the latest pass last.
+
+    The last two passes if their lengths differ enough, else the last pass
+    and the 1 s dirty-rate sample (taken at the start, so only a stand-in
+    for the present).
+    """
     points = [Interval(p.duration_s, p.dirtied) for p in passes[-2:]]
     if len(points) == 2 and _distinct(points):
         return points

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Switch when pre-copy stopped converging: KubeVirt's stall detector, on passes.
+"""Switch when pre-copy stopped converging: a stall detector on passes.
 
 Nova once switched when remaining data shrank by less than 10 % between two
 polls and removed it: a poll lands anywhere on the sawtooth of a pass

@@ -61,8 +61,10 @@ def feed(tracker, *stats_dicts):
 
 
 def pass_stream(bandwidth, starts, probe_mibs=None):
-    """Stats polled mid-pass and at each boundary of passes that begin
-    with ``starts`` bytes each, sent at ``bandwidth`` bytes/s."""
+    """Stats polled mid-pass and at each boundary of passes.
+
+    Pass i begins with ``starts[i]`` bytes, sent at ``bandwidth`` bytes/s.
+    """
     t, processed, iteration = 0.0, 0.0, 1
     extra = ({} if probe_mibs is None
              else {'dirtyrate.megabytes_per_second': probe_mibs})

@@ -31,8 +31,10 @@ class Counting(policy_base.SwitchPolicy):
 
 
 class ScriptedJob:
-    """A job whose post-copy starts ``lag_polls`` polls after the request
-    and that refuses the first ``refusals`` requests."""
+    """A job whose post-copy starts ``lag_polls`` polls after the request.
+
+    It refuses the first ``refusals`` requests.
+    """
 
     def __init__(self, clock_, lag_polls=3, refusals=0):
         self.clock = clock_

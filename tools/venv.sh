@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: Apache-2.0
+# Sourced by tools/run-tests and tools/demo: a virtualenv in .venv with the
+# project installed, on a fresh Debian 12 machine as on a developer's.
+set -eu
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${NOVA_POSTCOPY_VENV:-$TOP/.venv}
+# pbr reads the version from git tags; a copy without .git needs this.
+export PBR_VERSION=${PBR_VERSION:-0.1.0}
+
+need_debian_packages() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \
+            || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing Debian packages: ${missing[*]}; install them as root" >&2
+            exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+if command -v dpkg-query >/dev/null; then
+    need_debian_packages python3 python3-venv python3-pip git
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(cat "$TOP/requirements.txt" "$TOP/test-requirements.txt" "$TOP/setup.cfg" | sha1sum | cut -c1-12)"
+if [ ! -e "$stamp" ]; then
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -r "$TOP/requirements.txt" -r "$TOP/test-requirements.txt"
+    "$VENV/bin/pip" install -q -e "$TOP"
+    touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
