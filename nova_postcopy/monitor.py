@@ -40,7 +40,7 @@ class Outcome:
     switch_policy: str = ''
     switch_at_s: typing.Optional[float] = None
     end_reason: str = ''
-    downtime_ms: float = 0.0
+    downtime_ms: typing.Optional[float] = 0.0
     postcopy_s: float = 0.0
     postcopy_requests: int = 0
     bytes_sent: int = 0
@@ -144,9 +144,17 @@ class MigrationMonitor:
         return False
 
     def _log_decision(self, decision, state, tracker, outcome):
-        key = (decision.action, decision.policy)
+        """INFO once per kind of decision; plain "continue" only first.
+
+        A kind is the action, the policy and the reason up to its first
+        colon, so that changing figures do not repeat a line every poll.
+        """
+        key = (decision.action, decision.policy,
+               decision.reason.split(':', 1)[0])
         at = tracker.elapsed_s
-        if key != state.last_logged:
+        plain = decision.action is Action.CONTINUE and not decision.policy
+        if key != state.last_logged and (not plain
+                                         or state.last_logged is None):
             state.last_logged = key
             LOG.info('%s at %.1f s: %s', self.name, at, decision)
             outcome.decisions.append((round(at, 3), str(decision)))
@@ -204,7 +212,8 @@ class MigrationMonitor:
         elif ending.kind == jobs.COMPLETED:
             outcome.result = ('postcopy' if state.postcopy_started_s
                               is not None else 'converged')
-            outcome.downtime_ms = final.get('downtime', 0)
+            # JOB_COMPLETED sometimes lacks it (seen on libvirt 11.3, 12.8).
+            outcome.downtime_ms = final.get('downtime')
             if state.postcopy_started_s is not None:
                 end_s = (ending.at_s if ending.at_s is not None
                          else outcome.total_s)

@@ -21,8 +21,11 @@ import dataclasses
 # Fraction of a pass's starting data that may still be unwalked when the
 # counter says the pass ended; covers rounding between polls.
 PASS_TOLERANCE = 0.02
-# A poll interval that moved less than this share of the usual bandwidth
-# counts as a network stall.
+# Movement is judged over at least this much job time: QEMU's counters
+# advance in bursts, and samples taken at pass ends can be 0.1 s apart.
+RATE_WINDOW_S = 1.0
+# A window that moved less than this share of the usual bandwidth counts
+# as a network stall.
 STALL_RATE_SHARE = 0.05
 EWMA_ALPHA = 0.4
 
@@ -134,6 +137,7 @@ class ProgressTracker:
         self._pass_start_iteration = None
         self._last_moving_s = 0.0
         self._stall_end_s = 0.0
+        self._window_start = None
 
     @property
     def elapsed_s(self):
@@ -164,30 +168,35 @@ class ProgressTracker:
             self._pass_start_iteration = sample.memory_iteration
             self._last_moving_s = sample.time_elapsed_s
             self.healthy_for_s = sample.time_elapsed_s
+            self._window_start = sample
             return self
-        interval = sample.time_elapsed_s - previous.time_elapsed_s
-        if interval <= 0:
+        if sample.time_elapsed_s <= previous.time_elapsed_s:
             return self
-        self._update_rates(previous, sample, interval)
+        self._update_rates(sample)
         self._update_pass(sample)
         return self
 
-    def _update_rates(self, previous, sample, interval):
-        moved = sample.data_processed - previous.data_processed
-        rate = moved / interval
-        moving = moved > 0 and (
-            not self.bandwidth or rate >= STALL_RATE_SHARE * self.bandwidth)
+    def _update_rates(self, sample):
         now = sample.time_elapsed_s
-        if moving:
-            self.bandwidth = _ewma(self.bandwidth, rate)
-            if self.stalled_for_s:
-                # Data moved again from the previous poll on.
-                self._stall_end_s = previous.time_elapsed_s
-            self._last_moving_s = now
-            self.stalled_for_s = 0.0
-        else:
-            self.stalled_for_s = now - self._last_moving_s
-            self._stall_end_s = now
+        start = self._window_start
+        span = now - start.time_elapsed_s
+        if span >= RATE_WINDOW_S:
+            self._window_start = sample
+            moved = sample.data_processed - start.data_processed
+            rate = moved / span
+            moving = moved > 0 and (
+                not self.bandwidth
+                or rate >= STALL_RATE_SHARE * self.bandwidth)
+            if moving:
+                self.bandwidth = _ewma(self.bandwidth, rate)
+                if self.stalled_for_s:
+                    # Data moved again from the window's start on.
+                    self._stall_end_s = start.time_elapsed_s
+                self._last_moving_s = now
+                self.stalled_for_s = 0.0
+            else:
+                self.stalled_for_s = now - self._last_moving_s
+                self._stall_end_s = now
         self.healthy_for_s = now - self._stall_end_s
         if sample.memory_dirty_rate > 0:
             self.dirty_rate = _ewma(self.dirty_rate, sample.memory_dirty_rate)

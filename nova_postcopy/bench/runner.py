@@ -96,7 +96,7 @@ def run_one(name, conf, workload):
                switch_reason=outcome.switch_reason,
                switch_in_outage=in_outage,
                total_s=round(outcome.total_s, 2),
-               downtime_ms=round(outcome.downtime_ms, 1),
+               downtime_ms=round(outcome.downtime_ms or 0.0, 1),
                postcopy_s=round(outcome.postcopy_s, 2),
                postcopy_requests=outcome.postcopy_requests,
                bytes_sent=outcome.bytes_sent,

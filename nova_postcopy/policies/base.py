@@ -38,7 +38,8 @@ class Decision:
 
     def __str__(self):
         by = ' (%s)' % self.policy if self.policy else ''
-        return '%s%s: %s' % (self.action.value, by, self.reason)
+        why = ': %s' % self.reason if self.reason else ''
+        return '%s%s%s' % (self.action.value, by, why)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,264 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The job port over a libvirt domain.
+
+The migration call (``virDomainMigrateToURI3``) blocks until the end, so it
+runs in a thread; the monitor reads statistics and events from here. What
+libvirt tells only through events (post-copy started, pass ended, job
+completed with its final statistics) is turned into
+:class:`nova_postcopy.jobs.JobEvent`. libvirt-python is imported lazily, as
+Nova does, so that nothing else in the package needs it.
+"""
+
+import queue
+import threading
+import time
+
+from oslo_log import log as logging
+
+from nova_postcopy import jobs
+
+LOG = logging.getLogger(__name__)
+libvirt = None
+
+PROBE_SECONDS = 1
+JOB_UNBOUNDED = 2
+
+
+def import_libvirt():
+    global libvirt
+    if libvirt is None:
+        import libvirt as module
+        # Errors reach the caller as exceptions; the default handler would
+        # also print each one on stderr.
+        module.registerErrorHandler(lambda context, error: None, None)
+        libvirt = module
+    return libvirt
+
+
+class EventLoop:
+    """libvirt's default event loop in a daemon thread, started once.
+
+    It must be registered before the first connection is opened, or no
+    domain events arrive on that connection.
+    """
+
+    _started = False
+    _lock = threading.Lock()
+
+    @classmethod
+    def ensure(cls):
+        with cls._lock:
+            if cls._started:
+                return
+            lv = import_libvirt()
+            lv.virEventRegisterDefaultImpl()
+            thread = threading.Thread(target=cls._run, name='libvirt-events',
+                                      daemon=True)
+            thread.start()
+            cls._started = True
+
+    @staticmethod
+    def _run():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+
+class LibvirtJob:
+    """One outgoing migration of ``domain`` over ``connection``.
+
+    :param connection: an open connection to the source host.
+    :param domain: the virDomain to migrate.
+    :param dest_uri: the destination as the source libvirtd reaches it
+        (peer to peer).
+    :param params: virDomainMigrateToURI3 parameters.
+    :param flags: VIR_MIGRATE_* flags.
+    :param probe_dirty_rate: measure the guest's dirty rate for 1 s first
+        (QEMU's calc-dirty-rate), for the forecast policy.
+    """
+
+    def __init__(self, connection, domain, dest_uri, params, flags,
+                 probe_dirty_rate=True):
+        import_libvirt()
+        self.connection = connection
+        self.domain = domain
+        self.dest_uri = dest_uri
+        self.params = params
+        self.flags = flags
+        self.probe_dirty_rate = probe_dirty_rate
+        self.probe = {}
+        self.error = None
+        self.aborted = False
+        self._events = queue.Queue()
+        self._iterations = queue.Queue()
+        self._completed = None
+        self._postcopy = False
+        self._downtime_ms = None
+        self._started = None
+        self._callbacks = []
+        self._thread = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        if self.probe_dirty_rate:
+            self.probe = self._measure_dirty_rate()
+        self._register_events()
+        self._started = time.monotonic()
+        threading.Thread(target=self._read_iterations, daemon=True,
+                         name='migration-iterations').start()
+        self._thread = threading.Thread(target=self._migrate, daemon=True,
+                                        name='migration')
+        self._thread.start()
+
+    def close(self):
+        for callback_id in self._callbacks:
+            try:
+                self.connection.domainEventDeregisterAny(callback_id)
+            except libvirt.libvirtError:
+                pass
+        self._callbacks = []
+        self._iterations.put(None)
+
+    def _now(self):
+        return time.monotonic() - self._started
+
+    def _migrate(self):
+        try:
+            self.domain.migrateToURI3(self.dest_uri, self.params, self.flags)
+        except libvirt.libvirtError as error:
+            self.error = error
+            if self.aborted and not self._postcopy:
+                kind = jobs.CANCELLED
+            elif self._postcopy:
+                kind = jobs.POSTCOPY_FAILED
+            else:
+                kind = jobs.FAILED
+            self._events.put(jobs.JobEvent(kind, self._now(),
+                                           detail=str(error)))
+            return
+        # The call returns once the destination runs the guest; give the
+        # JOB_COMPLETED event, which carries the final figures, a moment.
+        deadline = time.monotonic() + 2.0
+        while self._completed is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._events.put(jobs.JobEvent(jobs.COMPLETED, self._now()))
+
+    def _measure_dirty_rate(self):
+        try:
+            self.domain.startDirtyRateCalc(PROBE_SECONDS, 0)
+        except (libvirt.libvirtError, AttributeError) as error:
+            LOG.info('dirty-rate sampling not available: %s', error)
+            return {}
+        deadline = time.monotonic() + PROBE_SECONDS + 3
+        time.sleep(PROBE_SECONDS)
+        while time.monotonic() < deadline:
+            stats = self.connection.domainListGetStats(
+                [self.domain], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1]
+            if stats.get('dirtyrate.calc_status') == 2:
+                return {'dirtyrate.megabytes_per_second':
+                        stats.get('dirtyrate.megabytes_per_second', 0)}
+            time.sleep(0.1)
+        return {}
+
+    # -- events ------------------------------------------------------------
+
+    def _register_events(self):
+        register = self.connection.domainEventRegisterAny
+        self._callbacks = [
+            register(self.domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                     self._on_lifecycle, None),
+            register(self.domain,
+                     libvirt.VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+                     self._on_iteration, None),
+            register(self.domain, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                     self._on_job_completed, None),
+        ]
+
+    def _on_lifecycle(self, conn, dom, event, detail, opaque):
+        if (event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED
+                and detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY):
+            self._postcopy = True
+            self._events.put(jobs.JobEvent(jobs.POSTCOPY_STARTED,
+                                           self._now()))
+        elif (event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED
+              and detail
+              == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED):
+            LOG.warning('%s: post-copy failed on the source', dom.name())
+
+    def _on_iteration(self, conn, dom, iteration, opaque):
+        # Reading statistics from the event loop's own thread would stall
+        # it; a worker reads them at once instead.
+        self._iterations.put(iteration)
+
+    def _read_iterations(self):
+        while True:
+            iteration = self._iterations.get()
+            if iteration is None:
+                return
+            stats = self.stats()
+            if stats:
+                self._events.put(jobs.JobEvent(jobs.ITERATION, self._now(),
+                                               stats=stats))
+
+    def _on_job_completed(self, conn, dom, params, opaque):
+        self._completed = dict(params)
+
+    # -- the job port ------------------------------------------------------
+
+    def stats(self):
+        try:
+            stats = self.domain.jobStats()
+        except libvirt.libvirtError:
+            return None
+        if stats.get('type') != JOB_UNBOUNDED:
+            return None
+        if self._downtime_ms is not None:
+            self._apply_downtime()
+        stats.update(self.probe)
+        return stats
+
+    def poll_events(self):
+        events = []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def start_postcopy(self):
+        try:
+            self.domain.migrateStartPostCopy(0)
+        except libvirt.libvirtError as error:
+            raise jobs.JobError(str(error))
+
+    def set_max_downtime(self, milliseconds):
+        # Only a running job accepts it; kept until one does.
+        self._downtime_ms = milliseconds
+        self._apply_downtime()
+
+    def _apply_downtime(self):
+        try:
+            self.domain.migrateSetMaxDowntime(self._downtime_ms, 0)
+            self._downtime_ms = None
+        except libvirt.libvirtError:
+            pass
+
+    def abort(self):
+        self.aborted = True
+        try:
+            self.domain.abortJob()
+        except libvirt.libvirtError as error:
+            raise jobs.JobError(str(error))
+
+    def pause(self):
+        try:
+            self.domain.suspend()
+        except libvirt.libvirtError as error:
+            raise jobs.JobError(str(error))
+
+    def completed_stats(self):
+        return self._completed
+
+    def wait(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a migration leaves behind: JSON report, progress line and plot."""
+
+import dataclasses
+import json
+
+MIB = 1024 ** 2
+
+
+def progress_line(tracker, decision):
+    """One line of what the monitor sees now, for people watching."""
+    sample = tracker.sample
+    if sample is None:
+        return 'waiting for the migration to start'
+    verdict = ''
+    if decision is not None:
+        verdict = ' | %s' % (decision.reason or decision.action.value)
+    return ('%6.1f s | pass %d | remaining %6.0f MiB | %5.1f MiB/s | '
+            'dirty %5.1f MiB/s%s' % (
+                sample.time_elapsed_s, tracker.completed_passes + 1,
+                sample.data_remaining / MIB, tracker.bandwidth / MIB,
+                sample.memory_dirty_rate / MIB, verdict[:100]))
+
+
+def build(outcome, tracker, libvirt_completed=None, extra=None):
+    """The report: the outcome, the passes, every sample, libvirt's own
+    figures of the completed job."""
+    data = outcome.as_dict(with_samples=True)
+    data['passes'] = [dataclasses.asdict(p) for p in tracker.passes]
+    data['libvirt_completed'] = libvirt_completed or {}
+    data.update(extra or {})
+    return data
+
+
+def write_json(path, data):
+    with open(path, 'w') as handle:
+        json.dump(data, handle, indent=1, sort_keys=True, default=str)
+        handle.write('\n')
+
+
+def plot(path, outcome, tracker, title):
+    """PNG of remaining data over time, pass ends and the switch marked."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    times = [s.time_elapsed_s for s in outcome.samples]
+    remaining = [s.data_remaining / MIB for s in outcome.samples]
+    figure, axes = pyplot.subplots(figsize=(9, 4.5), dpi=100)
+    axes.plot(times, remaining, color='tab:blue', label='remaining data')
+    for number, item in enumerate(tracker.passes):
+        axes.axvline(item.end_s, color='grey', linestyle=':', linewidth=1,
+                     label='end of a pass' if number == 0 else None)
+    if outcome.switch_at_s is not None:
+        axes.axvline(outcome.switch_at_s, color='tab:red', linewidth=2,
+                     label='switch to post-copy')
+    axes.set_xlabel('migration time (s)')
+    axes.set_ylabel('remaining (MiB)')
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc='upper right', fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
