@@ -163,7 +163,10 @@ class ProgressTracker:
     def update(self, sample):
         previous, self.sample = self.sample, sample
         self.pass_completed = False
-        if previous is None:
+        if self._window_start is None:
+            if sample.memory_total <= 0:
+                # libvirt answers with zeros while the job sets up.
+                return self
             self._pass_start_remaining = sample.memory_total
             self._pass_start_iteration = sample.memory_iteration
             self._last_moving_s = sample.time_elapsed_s

@@ -23,8 +23,11 @@ def progress_line(tracker, decision):
 
 
 def build(outcome, tracker, libvirt_completed=None, extra=None):
-    """The report: the outcome, the passes, every sample, libvirt's own
-    figures of the completed job."""
+    """The report of one migration.
+
+    The outcome, the passes, every sample, and libvirt's own figures of the
+    completed job to check them against.
+    """
     data = outcome.as_dict(with_samples=True)
     data['passes'] = [dataclasses.asdict(p) for p in tracker.passes]
     data['libvirt_completed'] = libvirt_completed or {}

@@ -39,3 +39,14 @@ if [ ! -e "$stamp" ]; then
     touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# libvirt-python and matplotlib, for the lab: the binding is built against
+# the host's libvirt, whose client library talks to the lab's daemons.
+lab_extras() {
+    if command -v dpkg-query >/dev/null; then
+        need_debian_packages libvirt-dev pkg-config gcc python3-dev
+    fi
+    if ! "$VENV/bin/python" -c 'import libvirt, matplotlib' 2>/dev/null; then
+        "$VENV/bin/pip" install -q "libvirt-python==$(pkg-config --modversion libvirt)" matplotlib
+    fi
+}

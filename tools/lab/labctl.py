@@ -32,7 +32,7 @@ DOMAIN_XML = """<domain type='qemu'>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{lab}/guest/vmlinuz</kernel>
     <initrd>{lab}/guest/initramfs.cpio.gz</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 dirty_mb={wss_mib} dirty_rate={rate}</cmdline>
+    <cmdline>{cmdline}</cmdline>
   </os>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
@@ -106,9 +106,11 @@ def cmd_guest(args):
         for host in HOSTS:
             if os.path.exists(serial_log(host, args.name)):
                 os.unlink(serial_log(host, args.name))
+        cmdline = ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d'
+                   % (args.wss_mib, args.dirty_mibs))
         conn.createXML(DOMAIN_XML.format(
-            name=args.name, ram_mib=args.ram_mib, wss_mib=args.wss_mib,
-            rate=args.dirty_mibs, lab=LAB), 0)
+            name=args.name, ram_mib=args.ram_mib, cmdline=cmdline,
+            lab=LAB), 0)
     finally:
         conn.close()
     deadline = time.monotonic() + args.timeout

@@ -63,6 +63,15 @@ class TestPasses(base.TestCase):
         self.assertEqual(1, tracker.completed_passes)
         self.assertAlmostEqual(16.0, tracker.passes[0].end_s, delta=0.01)
 
+    def test_setup_samples_of_zeros_are_not_the_start(self):
+        # libvirt 12.8 answers all zeros right after the job starts.
+        setup = base.stats(0.001, 0, 0, iteration=0, total=0)
+        samples = [setup] + self.classic()[1:3]
+        tracker = base.feed(progress.ProgressTracker(), *samples)
+        self.assertEqual(1, tracker.completed_passes)
+        self.assertEqual(16 * base.GIB, tracker.passes[0].start_remaining)
+        self.assertEqual(16, tracker.passes[0].end_s)
+
     def test_data_alone_is_not_a_pass_while_the_counter_stands(self):
         samples = self.classic()[:2] + [
             base.stats(16, 0.1 * GIB, 15.9 * GIB, iteration=1)]
