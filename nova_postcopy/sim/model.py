@@ -36,7 +36,7 @@ GIB = 1024 ** 3
 PAGE = 4096
 LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
 DEVICE_STATE_BYTES = 2 * 1024 ** 2
-STOP_OVERHEAD_S = 0.05          # pausing vCPUs, starting the destination
+STOP_OVERHEAD_S = 0.005         # pausing vCPUs, starting the destination
 FREQUENT_SYNC_S = 0.1
 SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
 QUIET_SHARE = 0.05              # dirty rate in a quiet phase of ``phased``
@@ -56,6 +56,8 @@ class MigrationModel:
         self.nonzero = self.ram - self.zero
         self.wss = w.wss_gib * GIB
         self.link = w.link_gbps * 1e9 / 8 * LINK_EFFICIENCY
+        self.uncapped = (w.uncapped_gbps * 1e9 / 8 * LINK_EFFICIENCY
+                         if w.uncapped_gbps else None)
         self.rtt = w.rtt_ms / 1000.0
         self.max_downtime_s = max_downtime_ms / 1000.0
         self._rng = random.Random(w.seed)
@@ -122,6 +124,24 @@ class MigrationModel:
             return (hot * -math.expm1(-0.8 * written / hot)
                     + cold * -math.expm1(-0.2 * written / cold))
         return wss * -math.expm1(-written / wss)
+
+    def dirty_unsent(self):
+        """Bytes of distinct pages still to send: the bitmap and the log.
+
+        A page can be in both (dirtied again before this pass reached it);
+        the log's pages spread over the working set like the writes, so the
+        share of them already in the bitmap is the share of the working set
+        the bitmap holds.
+        """
+        log = self.unique(self.written)
+        nonzero = self.bitmap - self.bitmap_zero
+        if not self.wss or not log:
+            return nonzero
+        if self.sync_count == 1 and self.nonzero:
+            in_wss = nonzero * self.wss / self.nonzero
+        else:
+            in_wss = nonzero
+        return nonzero + log * (1 - min(in_wss / self.wss, 1.0))
 
     def threshold(self, bandwidth):
         return bandwidth * self.max_downtime_s
@@ -219,9 +239,8 @@ class MigrationModel:
 
     def _converged(self, threshold):
         """Stop and copy when what is pending fits the downtime target."""
-        pending = self.bitmap
-        if self.workload.sync == 'frequent':
-            pending += self.unique(self.written)
+        pending = (self.dirty_unsent() + self.bitmap_zero
+                   if self.workload.sync == 'frequent' else self.bitmap)
         if pending > threshold:
             return False
         if self.workload.sync == 'frequent':
@@ -229,7 +248,8 @@ class MigrationModel:
         self.state = 'stopped'
         self.stop_at = self.t
         self.complete_pending = self.bitmap
-        bandwidth = self.bandwidth(self.t) or self.link
+        bandwidth = (self.uncapped or self.bandwidth(self.t)
+                     or self.link)
         self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
             self.bitmap + DEVICE_STATE_BYTES) / bandwidth
         return True
@@ -269,15 +289,15 @@ class MigrationModel:
 
     def _start_postcopy(self):
         t = self.t
-        bandwidth = self.bandwidth(t) or self.link
-        log = self.unique(self.written)
-        first_pass = self.sync_count == 1
+        bandwidth = self.uncapped or self.bandwidth(t) or self.link
+        pending = self.dirty_unsent()
         bitmap_nonzero = self.bitmap - self.bitmap_zero
         wss_share = (self.wss / self.nonzero
-                     if first_pass and self.nonzero else 1.0)
-        self.postcopy_wss_missing = min(self.wss,
-                                        log + bitmap_nonzero * wss_share)
-        self.postcopy_pending = log + bitmap_nonzero
+                     if self.sync_count == 1 and self.nonzero else 1.0)
+        # Everything pending outside the bitmap is working-set pages.
+        self.postcopy_wss_missing = min(
+            self.wss, pending - bitmap_nonzero * (1 - wss_share))
+        self.postcopy_pending = pending
         self.zero_pages += self.bitmap_zero / PAGE
         self.bitmap = self.bitmap_zero = self.written = 0.0
         stop_s = (STOP_OVERHEAD_S + 2 * self.rtt
@@ -292,6 +312,8 @@ class MigrationModel:
 
     def _postcopy(self, end):
         bandwidth = self.bandwidth(self.t)
+        if bandwidth and self.uncapped:
+            bandwidth = self.uncapped
         if bandwidth == 0:
             if not self.recovery:
                 self.state = 'failed'
@@ -338,10 +360,9 @@ class MigrationModel:
             return self.postcopy_pending
         if self.state == 'stopped':
             return self.complete_pending
-        pending = self.bitmap
         if self.workload.sync == 'frequent':
-            pending += self.unique(self.written)
-        return pending
+            return self.dirty_unsent() + self.bitmap_zero
+        return self.bitmap
 
     def iteration(self):
         if self.workload.sync == 'frequent':

@@ -26,6 +26,10 @@ class Workload:
     :param outage_at_s: job time at which the link stops carrying data.
     :param outage_s: how long it carries nothing.
     :param rtt_ms: round-trip time of the link.
+    :param uncapped_gbps: the link's own speed when ``link_gbps`` is a
+        bandwidth cap set on the migration (libvirt ``bandwidth``): QEMU
+        lifts the cap for the stop-and-copy, and post-copy without
+        ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
     :param sync: ``pass`` (dirty bitmap synced once per pass, as QEMU does
         without post-copy) or ``frequent`` (about ten syncs a second, as
         QEMU 8+ does once post-copy is enabled).
@@ -41,6 +45,7 @@ class Workload:
     outage_at_s: float = 0.0
     outage_s: float = 0.0
     rtt_ms: float = 0.2
+    uncapped_gbps: float = 0.0
     phase_s: float = 10.0
     sync: str = 'pass'
     seed: int = 1
@@ -71,6 +76,8 @@ class Workload:
             problems.append('outage_at_s and outage_s must be >= 0')
         if self.rtt_ms < 0 or self.phase_s <= 0:
             problems.append('rtt_ms must be >= 0 and phase_s > 0')
+        if self.uncapped_gbps < 0:
+            problems.append('uncapped_gbps must be >= 0')
         if problems:
             raise InvalidWorkload('invalid workload %s: %s'
                                   % (self.label, '; '.join(problems)))
