@@ -178,13 +178,15 @@ class MigrationMonitor:
             outcome.switch_at_s = tracker.elapsed_s
         elif action is Action.SET_DOWNTIME:
             job.set_max_downtime(decision.downtime_ms)
-        elif action is Action.ABORT:
-            job.abort()
-            state.phase = 'aborting'
-            outcome.end_reason = decision.reason
-        elif action is Action.PAUSE:
-            job.pause()
-            state.phase = 'paused'
+        elif action in (Action.ABORT, Action.PAUSE):
+            try:
+                job.abort() if action is Action.ABORT else job.pause()
+            except jobs.JobError as error:
+                LOG.warning('%s: %s was refused, will ask again: %s',
+                            self.name, action.value, error)
+                state.last_logged = None
+                return
+            state.phase = 'aborting' if action is Action.ABORT else 'paused'
             outcome.end_reason = decision.reason
 
     def _warn_slow_switch(self, state):

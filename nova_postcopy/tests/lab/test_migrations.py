@@ -14,15 +14,10 @@ from nova_postcopy.tests.lab import base
 ONE_PASS_S = 5.0
 
 
-class TestMigrations(base.LabTestCase):
+class SwitchesAfterRealPasses(object):
+    """What must hold on every stack the lab offers."""
 
-    def test_converging_guest_is_not_switched(self):
-        name = self.quiet_guest()
-        code, report, _ = self.migrate(name)
-        self.assertEqual(0, code)
-        self.assertEqual('converged', report['result'])
-        self.assertFalse(report['switched'])
-        self.assertHealthyOn('B', name)
+    counter_races = True
 
     def test_busy_guest_switched_by_the_default_chain(self):
         name = self.busy_guest()
@@ -44,8 +39,35 @@ class TestMigrations(base.LabTestCase):
         self.assertIn('1 pass(es) over RAM completed',
                       report['switch_reason'])
         self.assertGreater(report['switch_at_s'], ONE_PASS_S)
-        # The counter raced far ahead of the one pass that really ended.
-        self.assertGreater(report['samples'][-1]['memory_iteration'], 10)
+        self.assertEqual(1, len(report['passes']))
+        if self.counter_races:
+            # QEMU 11.1 moved the counter ten times a second meanwhile.
+            self.assertGreater(report['samples'][-1]['memory_iteration'], 10)
+        self.assertHealthyOn('B', name)
+
+    def assertReportMatchesLibvirt(self, report):
+        completed = report['libvirt_completed']
+        self.assertEqual(completed['data_processed'], report['bytes_sent'])
+        self.assertEqual(completed['memory_postcopy_requests'],
+                         report['postcopy_requests'])
+        self.assertEqual(completed['memory_iteration'], report['iterations'])
+        self.assertAlmostEqual(completed['time_elapsed'] / 1000.0,
+                               report['total_s'], delta=0.01)
+        for key in ('result', 'switched', 'switch_reason', 'total_s',
+                    'downtime_ms', 'postcopy_s', 'postcopy_requests',
+                    'bytes_sent', 'iterations', 'samples', 'passes'):
+            self.assertIn(key, report)
+        self.assertGreater(len(report['samples']), 10)
+
+
+class TestMigrations(SwitchesAfterRealPasses, base.LabTestCase):
+
+    def test_converging_guest_is_not_switched(self):
+        name = self.quiet_guest()
+        code, report, _ = self.migrate(name)
+        self.assertEqual(0, code)
+        self.assertEqual('converged', report['result'])
+        self.assertFalse(report['switched'])
         self.assertHealthyOn('B', name)
 
     def test_iterations_switch_after_the_configured_passes(self):
@@ -116,17 +138,3 @@ class TestMigrations(base.LabTestCase):
         link_back_s = cut['up'] - started
         self.assertGreater(report['switch_at_s'], link_back_s + 2)
         self.assertHealthyOn('B', name)
-
-    def assertReportMatchesLibvirt(self, report):
-        completed = report['libvirt_completed']
-        self.assertEqual(completed['data_processed'], report['bytes_sent'])
-        self.assertEqual(completed['memory_postcopy_requests'],
-                         report['postcopy_requests'])
-        self.assertEqual(completed['memory_iteration'], report['iterations'])
-        self.assertAlmostEqual(completed['time_elapsed'] / 1000.0,
-                               report['total_s'], delta=0.01)
-        for key in ('result', 'switched', 'switch_reason', 'total_s',
-                    'downtime_ms', 'postcopy_s', 'postcopy_requests',
-                    'bytes_sent', 'iterations', 'samples', 'passes'):
-            self.assertIn(key, report)
-        self.assertGreater(len(report['samples']), 10)

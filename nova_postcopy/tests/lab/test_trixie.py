@@ -5,21 +5,7 @@ from nova_postcopy.tests.lab import base
 from nova_postcopy.tests.lab import test_migrations
 
 
-class TestTrixie(base.LabTestCase):
+class TestTrixie(test_migrations.SwitchesAfterRealPasses, base.LabTestCase):
     suite = 'trixie'
-
-    def test_first_pass_waits_for_a_real_pass(self):
-        name = self.busy_guest()
-        code, report, _ = self.migrate(name, '--policy', 'first_pass')
-        self.assertEqual('postcopy', report['result'])
-        self.assertIn('1 pass(es) over RAM completed',
-                      report['switch_reason'])
-        self.assertGreater(report['switch_at_s'], test_migrations.ONE_PASS_S)
-        self.assertHealthyOn('B', name)
-
-    def test_busy_guest_switched_by_the_default_chain(self):
-        name = self.busy_guest()
-        code, report, _ = self.migrate(name)
-        self.assertEqual('postcopy', report['result'])
-        self.assertEqual('forecast', report['switch_policy'])
-        self.assertHealthyOn('B', name)
+    # QEMU 10.0 counts 1, 2, 3: one per pass, and one at the switch.
+    counter_races = False

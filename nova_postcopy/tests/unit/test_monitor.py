@@ -155,3 +155,35 @@ class TestMonitorOnTheModel(base.TestCase):
         # Paused at 60 s, a pass of the working set later it completes.
         self.assertGreater(outcome.downtime_ms, 1000)
         self.assertLess(outcome.total_s, 70)
+
+
+class AbortOnce(policy_base.SwitchPolicy):
+    name = 'abort'
+
+    def decide(self, progress, context):
+        return policy_base.Decision(Action.ABORT, 'enough', self.name)
+
+
+class RefusingJob(ScriptedJob):
+    """Refuses the first abort, as libvirt does while a job sets up."""
+
+    def __init__(self, clock_):
+        super().__init__(clock_)
+        self.aborts = 0
+
+    def abort(self):
+        self.aborts += 1
+        if self.aborts == 1:
+            raise jobs.JobError('no job is active on the domain')
+        self.pending.append(jobs.JobEvent(jobs.CANCELLED, self.clock.now()))
+
+
+class TestRefusedAbort(base.TestCase):
+
+    def test_refused_abort_is_asked_again(self):
+        virtual = clock.VirtualClock()
+        refusing = RefusingJob(virtual)
+        outcome = monitor_for(AbortOnce(None), virtual).run(refusing)
+        self.assertEqual('aborted', outcome.result)
+        self.assertEqual(2, refusing.aborts)
+        self.assertIn('abort was refused, will ask again', self.log.output)
