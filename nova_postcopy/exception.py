@@ -17,3 +17,13 @@ class InvalidConfig(NovaPostcopyError):
 class UnknownPolicy(NovaPostcopyError):
     msg_fmt = ('Unknown switch policy %(name)r; available policies: '
                '%(available)s')
+
+
+class PostcopyRequired(NovaPostcopyError):
+    msg_fmt = ('Instance %(instance)s requires post-copy, which this '
+               'migration cannot have: %(missing)s. Nothing was migrated; '
+               'fix the hosts or choose another destination.')
+
+
+class InvalidPostcopyMode(NovaPostcopyError):
+    msg_fmt = 'Invalid post-copy mode %(mode)r; allowed: %(allowed)s'

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Whether a host can take part in post-copy, as verdicts over facts.
+
+Facts are gathered elsewhere (:mod:`nova_postcopy.probe`); here they are
+only judged, so every verdict is a pure function tested on recorded facts.
+Each check says pass, fail or unknown, why, and what to do about it. The
+remedies prefer least privilege: giving the QEMU user access to
+``/dev/userfaultfd`` beats ``vm.unprivileged_userfaultfd = 1``, which hands
+userfaultfd to every process on the host, a known aid to kernel exploits.
+"""
+
+import dataclasses
+import typing
+
+PASS, FAIL, UNKNOWN = 'pass', 'fail', 'unknown'
+
+LIBVIRT_POSTCOPY = (1, 3, 3)
+LIBVIRT_RESUME = (8, 5, 0)
+QEMU_RESUME = (3, 0, 0)
+# libvirt 11.3.0 dereferences a NULL fd in qemuMigrationDstPrepareResume:
+# the destination libvirtd crashes on a post-copy resume (seen on Debian
+# 13's 11.3.0-3+deb13u3 and bookworm-backports' 11.3.0-2~bpo12+1); 12.8.0
+# resumed 7 times out of 7 on the lab. Releases in between are untested.
+LIBVIRT_RESUME_BROKEN = ((11, 3, 0), (11, 3, 999))
+LIBVIRT_RESUME_KNOWN_GOOD = (12, 8, 0)
+QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
+
+UDEV_RULE = ('KERNEL=="userfaultfd", GROUP="<the QEMU group>", '
+             'MODE="0660"')
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceNode:
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFacts:
+    """What a probe found out; None where it could not tell."""
+
+    hostname: str = ''
+    kernel: typing.Optional[typing.Tuple[int, int]] = None
+    dev_userfaultfd: typing.Optional[DeviceNode] = None
+    unprivileged_userfaultfd: typing.Optional[int] = None
+    qemu_uid: typing.Optional[int] = None
+    qemu_gids: typing.Tuple[int, ...] = ()
+    qemu_keeps_ptrace: typing.Optional[bool] = None
+    libvirt_version: typing.Optional[typing.Tuple[int, int, int]] = None
+    qemu_version: typing.Optional[typing.Tuple[int, int, int]] = None
+    migration_capabilities: typing.Optional[typing.FrozenSet[str]] = None
+    hugepage_sizes_kib: typing.Optional[typing.FrozenSet[int]] = None
+    # The incoming QEMU's own answer to enabling postcopy-ram: None if not
+    # asked, else (accepted, QEMU's message).
+    postcopy_trial: typing.Optional[typing.Tuple[bool, str]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    why: str
+    remedy: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class HostReport:
+    facts: HostFacts
+    checks: typing.Tuple[Check, ...]
+
+    def check(self, name):
+        return next(c for c in self.checks if c.name == name)
+
+    @property
+    def postcopy_ready(self):
+        """No check needed for post-copy failed (unknown is a maybe)."""
+        return all(self.check(name).status != FAIL
+                   for name in POSTCOPY_CHECKS)
+
+    @property
+    def recovery_ready(self):
+        return self.postcopy_ready and self.check('recovery').status == PASS
+
+    @property
+    def preempt(self):
+        return self.check('postcopy-preempt').status == PASS
+
+
+def _version(numbers):
+    return '.'.join(str(n) for n in numbers) if numbers else 'unknown'
+
+
+def check_userfaultfd(facts):
+    """Can the QEMU process obtain a userfaultfd?"""
+    name = 'userfaultfd'
+    if facts.postcopy_trial is not None:
+        accepted, message = facts.postcopy_trial
+        if accepted:
+            return Check(name, PASS, 'an incoming QEMU on this host '
+                         'accepted the postcopy-ram capability')
+        return Check(name, FAIL, 'an incoming QEMU on this host refused '
+                     'post-copy: %s' % message, _remedy(facts))
+    node = facts.dev_userfaultfd
+    if node is not None and _may_open(node, facts):
+        return Check(name, PASS, '/dev/userfaultfd (mode %o) is open to '
+                     'the QEMU user; QEMU 8 and later use it'
+                     % (node.mode & 0o777))
+    if facts.unprivileged_userfaultfd == 1:
+        return Check(name, PASS, 'vm.unprivileged_userfaultfd = 1 lets '
+                     'every process use userfaultfd(2)',
+                     'works, but hands userfaultfd to every process on the '
+                     'host; prefer ' + _device_remedy(facts))
+    if facts.qemu_keeps_ptrace:
+        return Check(name, PASS, 'QEMU keeps CAP_SYS_PTRACE, which '
+                     'userfaultfd(2) accepts')
+    if facts.dev_userfaultfd is None and facts.kernel is None:
+        return Check(name, UNKNOWN, 'could not inspect the kernel',
+                     _remedy(facts))
+    return Check(name, FAIL, _why_no_userfaultfd(facts), _remedy(facts))
+
+
+def _may_open(node, facts):
+    mode = node.mode & 0o777
+    if facts.qemu_uid == 0:
+        return True
+    if facts.qemu_uid is not None and facts.qemu_uid == node.uid:
+        return bool(mode & 0o600 == 0o600)
+    if node.gid in facts.qemu_gids:
+        return bool(mode & 0o060 == 0o060)
+    return bool(mode & 0o006 == 0o006)
+
+
+def _why_no_userfaultfd(facts):
+    parts = []
+    if facts.dev_userfaultfd is None:
+        parts.append('no /dev/userfaultfd (Linux 6.1 and later have it)')
+    else:
+        parts.append('/dev/userfaultfd (mode %o, uid %d, gid %d) is closed '
+                     'to the QEMU user'
+                     % (facts.dev_userfaultfd.mode & 0o777,
+                        facts.dev_userfaultfd.uid, facts.dev_userfaultfd.gid))
+    parts.append('vm.unprivileged_userfaultfd = %s (0, the default since '
+                 'Linux 5.11, allows only user-mode faults)'
+                 % ('unknown' if facts.unprivileged_userfaultfd is None
+                    else facts.unprivileged_userfaultfd))
+    if facts.qemu_keeps_ptrace is False:
+        parts.append('QEMU runs without CAP_SYS_PTRACE')
+    return '; '.join(parts)
+
+
+def _device_remedy(facts):
+    return ('giving the QEMU user access to /dev/userfaultfd, e.g. the udev '
+            'rule %s' % UDEV_RULE)
+
+
+def _remedy(facts):
+    if facts.kernel is not None and facts.kernel < (6, 1):
+        return ('this kernel has no /dev/userfaultfd: upgrade to Linux 6.1 '
+                'or later and grant access to it; meanwhile '
+                'vm.unprivileged_userfaultfd = 1 works, but hands '
+                'userfaultfd to every process')
+    return (_device_remedy(facts) + '; avoid vm.unprivileged_userfaultfd = '
+            '1, which hands userfaultfd to every process on the host')
+
+
+def check_libvirt(facts):
+    if facts.libvirt_version is None:
+        return Check('libvirt', UNKNOWN, 'libvirt version not known')
+    if facts.libvirt_version >= LIBVIRT_POSTCOPY:
+        return Check('libvirt', PASS, 'libvirt %s supports post-copy'
+                     % _version(facts.libvirt_version))
+    return Check('libvirt', FAIL, 'libvirt %s predates post-copy (1.3.3)'
+                 % _version(facts.libvirt_version),
+                 'upgrade libvirt')
+
+
+def check_qemu(facts):
+    caps = facts.migration_capabilities
+    if caps is None:
+        return Check('qemu-postcopy-ram', UNKNOWN,
+                     "QEMU's migration capabilities were not queried")
+    if 'postcopy-ram' in caps:
+        return Check('qemu-postcopy-ram', PASS, 'QEMU %s has postcopy-ram'
+                     % _version(facts.qemu_version))
+    return Check('qemu-postcopy-ram', FAIL, 'QEMU %s lacks postcopy-ram'
+                 % _version(facts.qemu_version), 'upgrade QEMU')
+
+
+def check_preempt(facts):
+    caps = facts.migration_capabilities or frozenset()
+    if 'postcopy-preempt' in caps and (facts.libvirt_version or ()) >= (
+            11, 3, 0):
+        return Check('postcopy-preempt', PASS, 'libvirt 11.3 and later turn '
+                     'on postcopy-preempt: page faults skip the queue')
+    return Check('postcopy-preempt', UNKNOWN if not caps else FAIL,
+                 'faulted pages wait behind the background stream',
+                 'libvirt 11.3 or later with QEMU 8.0 or later')
+
+
+def check_recovery(facts):
+    name = 'recovery'
+    lv, qemu = facts.libvirt_version, facts.qemu_version
+    if lv is None or qemu is None:
+        return Check(name, UNKNOWN, 'libvirt or QEMU version not known')
+    if lv < LIBVIRT_RESUME or qemu < QEMU_RESUME:
+        return Check(name, FAIL, 'resuming a failed post-copy needs libvirt '
+                     '8.5 and QEMU 3.0; this host has libvirt %s, QEMU %s'
+                     % (_version(lv), _version(qemu)),
+                     'upgrade libvirt and QEMU')
+    low, high = LIBVIRT_RESUME_BROKEN
+    if low <= lv <= high:
+        return Check(name, FAIL, 'libvirt %s crashes the destination '
+                     'libvirtd on a post-copy resume (NULL fd in '
+                     'qemuMigrationDstPrepareResume)' % _version(lv),
+                     'upgrade libvirt (12.8.0 resumes)')
+    if lv < LIBVIRT_RESUME_KNOWN_GOOD and lv > high:
+        return Check(name, UNKNOWN, 'libvirt %s is untested for post-copy '
+                     'resume (11.3.0 crashes, 12.8.0 works)' % _version(lv))
+    return Check(name, PASS, 'libvirt %s and QEMU %s resume a post-copy '
+                 'interrupted by a network failure'
+                 % (_version(lv), _version(qemu)))
+
+
+POSTCOPY_CHECKS = ('userfaultfd', 'libvirt', 'qemu-postcopy-ram')
+
+
+def judge(facts):
+    """Every check of a host."""
+    return HostReport(facts, (check_userfaultfd(facts), check_libvirt(facts),
+                              check_qemu(facts), check_preempt(facts),
+                              check_recovery(facts)))

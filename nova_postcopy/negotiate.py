@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Source, destination and instance into one plan for one migration.
+
+Nova adds VIR_MIGRATE_POSTCOPY to every migration of a host that permits
+it and learns at the destination's Prepare that it cannot ("Postcopy is not
+supported"). Here the decision is made before anything moves, per
+migration, with every reason, and a migration that cannot use post-copy
+runs as pre-copy instead of failing, unless the instance requires it.
+"""
+
+import dataclasses
+import typing
+
+from nova_postcopy import capabilities
+from nova_postcopy import exception
+
+FAIL = capabilities.FAIL
+MODES = ('forbidden', 'allowed', 'required')
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceFacts:
+    """What matters about an instance for post-copy (from its domain XML,
+    flavor, image and the requested migration)."""
+
+    name: str = ''
+    mode: str = 'allowed'
+    paused: bool = False
+    hostdevs: typing.Tuple[str, ...] = ()
+    mdevs: typing.Tuple[str, ...] = ()
+    vpmem: bool = False
+    file_backed_memory: bool = False
+    hugepage_kib: typing.Optional[int] = None
+    parallel_connections: int = 1
+    tunnelled: bool = False
+    block_migration: bool = False
+
+
+def instance_checks(instance, source, destination):
+    """Checks that make post-copy impossible for this instance.
+
+    :param source: the source's :class:`capabilities.HostFacts`.
+    :param destination: the destination's.
+    """
+    checks = []
+
+    def refuse(name, why, remedy=''):
+        checks.append(capabilities.Check(name, FAIL, why, remedy))
+
+    if instance.hostdevs:
+        refuse('passthrough', 'PCI passthrough (%s): QEMU cannot post-copy '
+               'VFIO devices' % ', '.join(instance.hostdevs))
+    if instance.mdevs:
+        refuse('mdev', 'mediated devices (%s, vGPU): their state cannot be '
+               'post-copied' % ', '.join(instance.mdevs))
+    if instance.vpmem:
+        refuse('vpmem', 'virtual persistent memory is not post-copied '
+               '(Nova excludes it too)')
+    if instance.file_backed_memory:
+        refuse('file-backed-memory', 'guest memory backed by a file needs '
+               'every process sharing it to handle userfaults')
+    if instance.hugepage_kib:
+        sizes = destination.hugepage_sizes_kib
+        if sizes is not None and instance.hugepage_kib not in sizes:
+            refuse('hugepages', 'the instance uses %d KiB huge pages, the '
+                   'destination offers %s KiB: QEMU needs the same page '
+                   'size on both sides' % (
+                       instance.hugepage_kib,
+                       ', '.join(str(s) for s in sorted(sizes)) or 'none'))
+    if instance.parallel_connections > 1:
+        too_old = [host.hostname or 'a host'
+                   for host in (source, destination)
+                   if host.qemu_version is None or host.qemu_version
+                   < capabilities.QEMU_MULTIFD_WITH_POSTCOPY]
+        if too_old:
+            refuse('multifd', '%d parallel connections with post-copy need '
+                   'QEMU 10.1 on both hosts (%s: older or unknown); the '
+                   'destination guest would end up shut off'
+                   % (instance.parallel_connections, ', '.join(too_old)))
+    if instance.tunnelled:
+        refuse('tunnelled', 'a tunnelled migration has no return path for '
+               'page requests')
+    if instance.paused:
+        refuse('paused', 'libvirt refuses post-copy for a paused domain; a '
+               'paused guest converges by pre-copy anyway')
+    if instance.block_migration:
+        refuse('block-migration', 'local disks are mirrored during pre-copy; '
+               'a post-copy failure would leave them split between the '
+               'hosts')
+    return checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    postcopy: bool
+    recovery: bool
+    preempt: bool
+    bandwidth_mibs: int
+    reasons: typing.Tuple[str, ...]
+
+    def summary(self):
+        if self.postcopy:
+            head = 'post-copy allowed (recovery %s, preempt %s)' % (
+                'on' if self.recovery else 'off',
+                'on' if self.preempt else 'off')
+        else:
+            head = 'pre-copy only'
+        return '%s: %s' % (head, '; '.join(self.reasons))
+
+
+def negotiate(source, destination, instance, bandwidth_mibs=0):
+    """The plan for migrating ``instance`` from ``source`` to ``destination``.
+
+    :param source: :class:`capabilities.HostReport` of the source.
+    :param destination: the destination's report.
+    :param instance: :class:`InstanceFacts`.
+    :raises nova_postcopy.exception.PostcopyRequired: the instance requires
+        post-copy and it cannot be had; nothing has moved.
+    """
+    if instance.mode not in MODES:
+        raise exception.InvalidPostcopyMode(mode=instance.mode,
+                                            allowed=', '.join(MODES))
+    blockers = ['%s: %s' % (c.name, c.why) for c in instance_checks(
+        instance, source.facts, destination.facts)]
+    for role, report in (('source', source), ('destination', destination)):
+        for name in capabilities.POSTCOPY_CHECKS:
+            check = report.check(name)
+            if check.status == FAIL:
+                blockers.append('%s %s: %s (fix: %s)' % (
+                    role, report.facts.hostname or '', check.why,
+                    check.remedy or 'see nova-postcopy-check'))
+    if instance.mode == 'forbidden':
+        return Plan(False, False, False, 0, (
+            'post-copy forbidden for this instance (flavor or image)',))
+    if blockers:
+        if instance.mode == 'required':
+            raise exception.PostcopyRequired(instance=instance.name,
+                                             missing='; '.join(blockers))
+        return Plan(False, False, False, 0, tuple(blockers))
+    recovery = source.recovery_ready and destination.recovery_ready
+    reasons = ['both hosts and the instance support post-copy']
+    if not recovery:
+        for role, report in (('source', source),
+                             ('destination', destination)):
+            check = report.check('recovery')
+            if check.status != capabilities.PASS:
+                reasons.append('no recovery: %s %s' % (role, check.why))
+    return Plan(True, recovery, source.preempt and destination.preempt,
+                bandwidth_mibs, tuple(reasons))

@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+import dataclasses
+
+from nova_postcopy import capabilities as caps
+from nova_postcopy import exception
+from nova_postcopy import negotiate
+from nova_postcopy.tests.unit import base
+
+ALL_CAPS = frozenset(['postcopy-ram', 'postcopy-preempt', 'return-path'])
+
+# A forky lab host: libvirt 12.8, QEMU 11.1, QEMU runs as root.
+READY = caps.HostFacts(
+    hostname='hostA', kernel=(6, 18),
+    dev_userfaultfd=caps.DeviceNode(0o20600, 0, 0),
+    unprivileged_userfaultfd=0, qemu_uid=0, qemu_gids=(0,),
+    libvirt_version=(12, 8, 0), qemu_version=(11, 1, 2),
+    migration_capabilities=ALL_CAPS, hugepage_sizes_kib=frozenset([2048]))
+# A Debian 13 compute host: QEMU as libvirt-qemu (uid 64055, gid 64055),
+# /dev/userfaultfd root-only, the sysctl at its default.
+LOCKED = dataclasses.replace(
+    READY, hostname='hostB', qemu_uid=64055, qemu_gids=(64055, 108),
+    libvirt_version=(11, 3, 0), qemu_version=(10, 0, 2))
+
+
+def replace(facts, **changes):
+    return dataclasses.replace(facts, **changes)
+
+
+class TestUserfaultfd(base.TestCase):
+
+    def test_root_qemu_opens_the_device(self):
+        self.assertEqual(caps.PASS, caps.check_userfaultfd(READY).status)
+
+    def test_device_closed_to_the_qemu_user(self):
+        check = caps.check_userfaultfd(LOCKED)
+        self.assertEqual(caps.FAIL, check.status)
+        self.assertIn('mode 600, uid 0, gid 0', check.why)
+        self.assertIn('vm.unprivileged_userfaultfd = 0', check.why)
+        self.assertIn('KERNEL=="userfaultfd"', check.remedy)
+        self.assertIn('avoid vm.unprivileged_userfaultfd = 1', check.remedy)
+
+    def test_device_opened_to_the_qemu_group(self):
+        facts = replace(LOCKED, dev_userfaultfd=caps.DeviceNode(
+            0o20660, 0, 108))
+        self.assertEqual(caps.PASS, caps.check_userfaultfd(facts).status)
+
+    def test_sysctl_works_but_is_discouraged(self):
+        check = caps.check_userfaultfd(replace(LOCKED,
+                                               unprivileged_userfaultfd=1))
+        self.assertEqual(caps.PASS, check.status)
+        self.assertIn('every process', check.remedy)
+
+    def test_ptrace_capability(self):
+        facts = replace(LOCKED, qemu_keeps_ptrace=True)
+        self.assertEqual(caps.PASS, caps.check_userfaultfd(facts).status)
+
+    def test_old_kernel_without_the_device(self):
+        check = caps.check_userfaultfd(replace(LOCKED, kernel=(5, 15),
+                                               dev_userfaultfd=None))
+        self.assertEqual(caps.FAIL, check.status)
+        self.assertIn('no /dev/userfaultfd', check.why)
+        self.assertIn('Linux 6.1', check.remedy)
+
+    def test_trial_by_an_incoming_qemu_decides(self):
+        refused = replace(READY, postcopy_trial=(
+            False, 'Userfaultfd not available: Inappropriate ioctl'))
+        check = caps.check_userfaultfd(refused)
+        self.assertEqual(caps.FAIL, check.status)
+        self.assertIn('Inappropriate ioctl', check.why)
+        accepted = replace(LOCKED, postcopy_trial=(True, ''))
+        self.assertEqual(caps.PASS, caps.check_userfaultfd(accepted).status)
+
+    def test_nothing_known(self):
+        self.assertEqual(caps.UNKNOWN,
+                         caps.check_userfaultfd(caps.HostFacts()).status)
+
+
+class TestVersions(base.TestCase):
+
+    def test_recovery_known_good_and_broken(self):
+        self.assertEqual(caps.PASS, caps.check_recovery(READY).status)
+        broken = caps.check_recovery(LOCKED)
+        self.assertEqual(caps.FAIL, broken.status)
+        self.assertIn('crashes the destination libvirtd', broken.why)
+        untested = caps.check_recovery(replace(READY,
+                                               libvirt_version=(12, 0, 0)))
+        self.assertEqual(caps.UNKNOWN, untested.status)
+        old = caps.check_recovery(replace(READY, libvirt_version=(8, 0, 0)))
+        self.assertEqual(caps.FAIL, old.status)
+
+    def test_qemu_capability_and_preempt(self):
+        self.assertEqual(caps.PASS, caps.check_qemu(READY).status)
+        self.assertEqual(caps.PASS, caps.check_preempt(READY).status)
+        none = replace(READY, migration_capabilities=frozenset(['xbzrle']))
+        self.assertEqual(caps.FAIL, caps.check_qemu(none).status)
+        self.assertEqual(caps.UNKNOWN, caps.check_qemu(
+            replace(READY, migration_capabilities=None)).status)
+
+    def test_report(self):
+        report = caps.judge(READY)
+        self.assertTrue(report.postcopy_ready)
+        self.assertTrue(report.recovery_ready)
+        self.assertTrue(report.preempt)
+        locked = caps.judge(LOCKED)
+        self.assertFalse(locked.postcopy_ready)
+
+
+class TestNegotiate(base.TestCase):
+
+    def plan(self, source=READY, destination=READY, **instance):
+        return negotiate.negotiate(caps.judge(source), caps.judge(destination),
+                                   negotiate.InstanceFacts(name='vm1',
+                                                           **instance))
+
+    def test_both_ready(self):
+        plan = self.plan()
+        self.assertTrue(plan.postcopy)
+        self.assertTrue(plan.recovery)
+        self.assertTrue(plan.preempt)
+        self.assertIn('post-copy allowed (recovery on', plan.summary())
+
+    def test_destination_without_userfaultfd_falls_back(self):
+        plan = self.plan(destination=LOCKED)
+        self.assertFalse(plan.postcopy)
+        self.assertIn('pre-copy only', plan.summary())
+        self.assertIn('destination hostB', plan.summary())
+        self.assertIn('KERNEL=="userfaultfd"', plan.summary())
+
+    def test_either_direction(self):
+        self.assertFalse(self.plan(source=LOCKED).postcopy)
+        self.assertFalse(self.plan(destination=LOCKED).postcopy)
+
+    def test_required_and_impossible_fails_before_anything_moves(self):
+        error = self.assertRaises(exception.PostcopyRequired, self.plan,
+                                  destination=LOCKED, mode='required')
+        self.assertIn('requires post-copy', str(error))
+        self.assertIn('userfaultfd', str(error))
+
+    def test_forbidden(self):
+        plan = self.plan(mode='forbidden')
+        self.assertFalse(plan.postcopy)
+        self.assertIn('forbidden', plan.summary())
+
+    def test_bad_mode(self):
+        self.assertRaises(exception.InvalidPostcopyMode, self.plan,
+                          mode='maybe')
+
+    def test_recovery_off_with_a_broken_destination_libvirt(self):
+        unlocked = replace(LOCKED, qemu_uid=0)
+        plan = self.plan(destination=unlocked)
+        self.assertTrue(plan.postcopy)
+        self.assertFalse(plan.recovery)
+        self.assertIn('no recovery: destination libvirt 11.3.0 crashes',
+                      plan.summary())
+
+    def test_every_instance_incompatibility(self):
+        old_qemu = replace(READY, qemu_version=(10, 0, 2))
+        cases = [
+            (dict(hostdevs=('0000:3b:00.0',)), 'passthrough'),
+            (dict(mdevs=('nvidia-63',)), 'mdev'),
+            (dict(vpmem=True), 'vpmem'),
+            (dict(file_backed_memory=True), 'file-backed-memory'),
+            (dict(hugepage_kib=1048576), 'hugepages'),
+            (dict(tunnelled=True), 'tunnelled'),
+            (dict(paused=True), 'paused'),
+            (dict(block_migration=True), 'block-migration'),
+        ]
+        for instance, name in cases:
+            plan = self.plan(**instance)
+            self.assertFalse(plan.postcopy, name)
+            self.assertTrue(plan.reasons[0].startswith(name), plan.reasons)
+        multifd = negotiate.negotiate(
+            caps.judge(old_qemu), caps.judge(READY),
+            negotiate.InstanceFacts(parallel_connections=4))
+        self.assertFalse(multifd.postcopy)
+        self.assertIn('QEMU 10.1', multifd.summary())
+        self.assertTrue(self.plan(parallel_connections=4).postcopy)
+        self.assertTrue(self.plan(hugepage_kib=2048).postcopy)
