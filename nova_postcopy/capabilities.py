@@ -110,7 +110,7 @@ def check_userfaultfd(facts):
         return Check(name, PASS, 'vm.unprivileged_userfaultfd = 1 lets '
                      'every process use userfaultfd(2)',
                      'works, but hands userfaultfd to every process on the '
-                     'host; prefer ' + _device_remedy(facts))
+                     'host; instead ' + _device_remedy(facts))
     if facts.qemu_keeps_ptrace:
         return Check(name, PASS, 'QEMU keeps CAP_SYS_PTRACE, which '
                      'userfaultfd(2) accepts')
@@ -150,8 +150,8 @@ def _why_no_userfaultfd(facts):
 
 
 def _device_remedy(facts):
-    return ('giving the QEMU user access to /dev/userfaultfd, e.g. the udev '
-            'rule %s' % UDEV_RULE)
+    return ('give the QEMU user access to /dev/userfaultfd, e.g. with the '
+            'udev rule %s' % UDEV_RULE)
 
 
 def _remedy(facts):

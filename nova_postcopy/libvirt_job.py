@@ -266,3 +266,7 @@ class LibvirtJob:
     def wait(self, timeout=None):
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def running(self):
+        """The migration call has not returned yet."""
+        return self._thread is not None and self._thread.is_alive()

@@ -20,8 +20,10 @@ MODES = ('forbidden', 'allowed', 'required')
 
 @dataclasses.dataclass(frozen=True)
 class InstanceFacts:
-    """What matters about an instance for post-copy (from its domain XML,
-    flavor, image and the requested migration)."""
+    """What matters about an instance for post-copy.
+
+    Taken from its domain XML, flavor, image and the requested migration.
+    """
 
     name: str = ''
     mode: str = 'allowed'
@@ -102,7 +104,7 @@ class Plan:
         if self.postcopy:
             head = 'post-copy allowed (recovery %s, preempt %s)' % (
                 'on' if self.recovery else 'off',
-                'on' if self.preempt else 'off')
+                'on' if self.preempt else 'not confirmed')
         else:
             head = 'pre-copy only'
         return '%s: %s' % (head, '; '.join(self.reasons))

@@ -15,14 +15,17 @@ import urllib.parse
 from oslo_log import log as logging
 
 from nova_postcopy import budget
+from nova_postcopy import capabilities
 from nova_postcopy import clock
 from nova_postcopy import conf as np_conf
 from nova_postcopy import exception
 from nova_postcopy import libvirt_job
 from nova_postcopy import monitor
+from nova_postcopy import negotiate
 from nova_postcopy import plugins
 from nova_postcopy.policies import base
 from nova_postcopy.policies import chain
+from nova_postcopy import probe
 from nova_postcopy import report
 
 LOG = logging.getLogger(__name__)
@@ -45,8 +48,17 @@ def parse_args(argv):
     parser.add_argument('--policy', action='append', metavar='NAME',
                         help='switch policy, repeatable, in order (default: '
                              '[postcopy] switch_policies)')
+    parser.add_argument('--postcopy-mode', default='allowed',
+                        choices=negotiate.MODES,
+                        help='what this instance wants: required fails '
+                             'before anything moves when post-copy cannot '
+                             'be had (default: allowed)')
     parser.add_argument('--no-postcopy', action='store_true',
-                        help='pre-copy only; the budget ends it')
+                        help='pre-copy only (--postcopy-mode forbidden)')
+    parser.add_argument('--dest-check-uri', metavar='URI',
+                        help="the destination's libvirt as this machine "
+                             "reaches it, to check before migrating that it "
+                             "can take post-copy (an incoming QEMU is asked)")
     parser.add_argument('--bandwidth-mibs', type=int, default=0,
                         help='cap the pre-copy bandwidth, MiB/s')
     parser.add_argument('--max-downtime-ms', type=int,
@@ -76,11 +88,11 @@ def main(argv=None):
     logging.setup(np_conf.CONF, 'nova-postcopy-migrate')
     try:
         conf = np_conf.load()
-        job, context, rules, name = prepare(args, conf)
+        setup = prepare(args, conf)
     except (UsageError, exception.NovaPostcopyError) as error:
         print('nova-postcopy-migrate: %s' % error, file=sys.stderr)
         return 2
-    return run(args, conf, job, context, rules, name)
+    return run(args, conf, setup)
 
 
 def prepare(args, conf):
@@ -116,61 +128,113 @@ def prepare(args, conf):
     if not migrate_uri:
         raise UsageError('cannot tell the migration stream address from %s;'
                          ' give --migrate-uri' % args.dest_uri)
-    postcopy = not args.no_postcopy
-    flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER
+    mode = 'forbidden' if args.no_postcopy else args.postcopy_mode
+    plan = negotiate.negotiate(
+        capabilities.judge(probe.host_facts(connection, local=False,
+                                            trial=False)),
+        destination_report(args.dest_check_uri),
+        probe.instance_facts(domain.XMLDesc(0), name=args.domain, mode=mode))
+    LOG.info('%s: plan: %s', args.domain, plan.summary())
     params = {lv.VIR_MIGRATE_PARAM_URI: migrate_uri}
-    if postcopy:
-        flags |= lv.VIR_MIGRATE_POSTCOPY
-        if conf.postcopy_bandwidth_mibs:
-            params[lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = (
-                conf.postcopy_bandwidth_mibs)
     if args.bandwidth_mibs:
         params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = args.bandwidth_mibs
+    if plan.postcopy and conf.postcopy_bandwidth_mibs:
+        params[lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = (
+            conf.postcopy_bandwidth_mibs)
     ram_mib = domain.info()[1] / 1024.0
-    context = base.MigrationContext(
-        budget_s=budget.precopy_budget_s(
-            budget.migration_data_gib(ram_mib),
-            conf.precopy_timeout_per_gib, conf.precopy_timeout_max),
-        max_downtime_ms=args.max_downtime_ms or conf.max_downtime_ms,
-        postcopy_allowed=postcopy)
     if args.policy:
         np_conf.CONF.set_override('switch_policies', args.policy,
                                   'postcopy')
-    rules = chain.PolicyChain.from_conf(conf)
-    job = libvirt_job.LibvirtJob(connection, domain, args.dest_uri, params,
-                                 flags)
-    LOG.info('%s: migrating to %s over %s, post-copy %s, policies [%s], '
-             'budget %.0f s, downtime target %d ms', args.domain,
-             args.dest_uri, migrate_uri,
-             'allowed' if postcopy else 'not allowed', ', '.join(rules.names),
-             context.budget_s, context.max_downtime_ms)
-    return job, context, rules, args.domain
+    setup = Setup(connection=connection, domain=domain, name=args.domain,
+                  dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
+                  budget_s=budget.precopy_budget_s(
+                      budget.migration_data_gib(ram_mib),
+                      conf.precopy_timeout_per_gib, conf.precopy_timeout_max),
+                  max_downtime_ms=args.max_downtime_ms or conf.max_downtime_ms)
+    LOG.info('%s: migrating to %s over %s, policies [%s], budget %.0f s, '
+             'downtime target %d ms', args.domain, args.dest_uri, migrate_uri,
+             ', '.join(conf.switch_policies), setup.budget_s,
+             setup.max_downtime_ms)
+    return setup
 
 
-def run(args, conf, job, context, rules, name):
+def destination_report(uri):
+    """The destination's report; all unknown when it cannot be asked."""
+    if not uri:
+        return capabilities.judge(capabilities.HostFacts(
+            hostname='(not checked)'))
+    lv = libvirt_job.import_libvirt()
+    try:
+        connection = lv.open(uri)
+    except lv.libvirtError as error:
+        raise UsageError('cannot connect to the destination %s to check '
+                         'it: %s' % (uri, error.get_error_message()))
+    try:
+        return capabilities.judge(probe.host_facts(connection, local=False))
+    finally:
+        connection.close()
+
+
+class Setup(object):
+    """Everything checked before anything moved, for one or two tries."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def job(self, postcopy):
+        lv = libvirt_job.import_libvirt()
+        flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER
+        params = dict(self.params)
+        if postcopy:
+            flags |= lv.VIR_MIGRATE_POSTCOPY
+        else:
+            params.pop(lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, None)
+        return libvirt_job.LibvirtJob(self.connection, self.domain,
+                                      self.dest_uri, params, flags)
+
+    def context(self, postcopy):
+        return base.MigrationContext(budget_s=self.budget_s,
+                                     max_downtime_ms=self.max_downtime_ms,
+                                     postcopy_allowed=postcopy)
+
+
+REFUSED_AT_PREPARE = 'Postcopy is not supported'
+
+
+def run(args, conf, setup):
     # A service manager's stop is an interrupt too: abort, do not orphan
     # the job.
     signal.signal(signal.SIGTERM, _interrupt)
-    display = _Display(quiet=args.quiet)
-    watcher = monitor.MigrationMonitor(
-        rules, context, clock.WallClock(), poll_interval=conf.poll_interval,
-        on_poll=display.update, record_samples=True, name=name)
-    job.start()
-    try:
-        outcome = watcher.run(job)
-    except KeyboardInterrupt:
-        display.finish()
-        print('interrupted: aborting the migration; the guest stays on the '
-              'source', file=sys.stderr)
+    name = setup.name
+    postcopy = setup.plan.postcopy
+    while True:
+        display = _Display(quiet=args.quiet)
+        rules = chain.PolicyChain.from_conf(conf)
+        context = setup.context(postcopy)
+        job = setup.job(postcopy)
+        watcher = monitor.MigrationMonitor(
+            rules, context, clock.WallClock(),
+            poll_interval=conf.poll_interval, on_poll=display.update,
+            record_samples=True, name=name)
         try:
-            job.abort()
-        except Exception as error:  # noqa: H201 - any failure is reported
-            print('abort failed: %s' % error, file=sys.stderr)
-        job.wait(60)
+            job.start()
+            outcome = watcher.run(job)
+        except KeyboardInterrupt:
+            display.finish()
+            print('interrupted: aborting the migration; the guest stays on '
+                  'the source', file=sys.stderr)
+            abort_until_ended(job)
+            job.close()
+            return 130
+        display.finish()
         job.close()
-        return 130
-    display.finish()
-    job.close()
+        if not (postcopy and refused_postcopy_before_moving(outcome)
+                and setup.mode != 'required'):
+            break
+        LOG.info('%s: the destination refused post-copy before any memory '
+                 'moved (%s); retrying once as pre-copy', name,
+                 outcome.end_reason)
+        postcopy = False
     tracker = display.tracker
     print(summary(outcome, name))
     if args.report:
@@ -178,7 +242,8 @@ def run(args, conf, job, context, rules, name):
             outcome, tracker, job.completed_stats(),
             {'domain': name, 'source_uri': args.source_uri,
              'dest_uri': args.dest_uri, 'policies': rules.names,
-             'budget_s': context.budget_s,
+             'budget_s': context.budget_s, 'plan': setup.plan.summary(),
+             'postcopy_used': postcopy,
              'dirty_rate_probe': job.probe,
              'error': str(job.error) if job.error else None}))
     if args.plot and tracker is not None:
@@ -187,6 +252,32 @@ def run(args, conf, job, context, rules, name):
                 outcome.switch_at_s, outcome.switch_policy))
             if outcome.switch_at_s is not None else ''))
     return 0 if outcome.result in ('converged', 'postcopy') else 1
+
+
+def refused_postcopy_before_moving(outcome):
+    """Whether the destination's QEMU refused post-copy at Prepare.
+
+    That is its answer when it has no userfaultfd; nothing moved yet, so
+    pre-copy can start clean.
+    """
+    return (outcome.result == 'failed'
+            and REFUSED_AT_PREPARE in (outcome.end_reason or '')
+            and not outcome.bytes_sent)
+
+
+def abort_until_ended(job, deadline_s=60.0):
+    """Abort, again and again: libvirt refuses while the job sets up."""
+    waited = 0.0
+    while job.running() and waited < deadline_s:
+        try:
+            job.abort()
+        except Exception as error:  # noqa: H201 - refusals are retried
+            LOG.info('abort refused, asking again: %s', error)
+        job.wait(1.0)
+        waited += 1.0
+    if job.running():
+        print('the migration did not stop within %.0f s' % deadline_s,
+              file=sys.stderr)
 
 
 def _interrupt(signum, frame):

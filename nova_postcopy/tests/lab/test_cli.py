@@ -35,10 +35,13 @@ class TestCommandLine(base.LabTestCase):
 
     def test_domain_already_migrating_and_interrupt(self):
         name = self.busy_guest()
+        # A shell's background job ignores SIGINT, and so would its
+        # children; this one must take Ctrl-C as a terminal gives it.
         first = subprocess.Popen(
             ['nova-postcopy-migrate', base.lab('uri', 'A'), base.DEST, name,
              '--no-postcopy', '--bandwidth-mibs', '32', '--quiet'],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.addCleanup(first.kill)
         time.sleep(4)
         second = migrate_cmd(base.lab('uri', 'A'), base.DEST, name)

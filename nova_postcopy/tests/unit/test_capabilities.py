@@ -176,3 +176,73 @@ class TestNegotiate(base.TestCase):
         self.assertIn('QEMU 10.1', multifd.summary())
         self.assertTrue(self.plan(parallel_connections=4).postcopy)
         self.assertTrue(self.plan(hugepage_kib=2048).postcopy)
+
+
+class TestInstanceFromXml(base.TestCase):
+
+    XML = """<domain type='kvm'><name>vm1</name>
+      <memoryBacking><hugepages><page size='1' unit='G'/></hugepages>
+        <source type='file'/></memoryBacking>
+      <devices>
+        <hostdev mode='subsystem' type='pci'><source>
+          <address domain='0x0000' bus='0x3b' slot='0x00' function='0x1'/>
+        </source></hostdev>
+        <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>
+          <address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/>
+        </source></hostdev>
+        <memory model='nvdimm'><target><size unit='GiB'>1</size></target>
+        </memory>
+      </devices></domain>"""
+
+    def test_everything_that_blocks_postcopy_is_found(self):
+        from nova_postcopy import probe
+        facts = probe.instance_facts(self.XML, paused=True)
+        self.assertEqual('vm1', facts.name)
+        self.assertEqual(('0000:3b:00.1',), facts.hostdevs)
+        self.assertEqual(('c2177883-f1bb-47f0-914d-32a22e3a8804',),
+                         facts.mdevs)
+        self.assertTrue(facts.vpmem)
+        self.assertTrue(facts.file_backed_memory)
+        self.assertEqual(1048576, facts.hugepage_kib)
+        self.assertTrue(facts.paused)
+
+    def test_plain_guest(self):
+        from nova_postcopy import probe
+        facts = probe.instance_facts("<domain><name>g</name><devices/>"
+                                     "</domain>")
+        checks = negotiate.instance_checks(facts, READY, READY)
+        self.assertEqual([], checks)
+
+
+class TestLocalFacts(base.TestCase):
+
+    def test_reads_the_kernel_files_and_the_qemu_user(self):
+        import os
+
+        import fixtures
+
+        from nova_postcopy import probe
+        root = self.useFixture(fixtures.TempDir()).path
+        for folder in ('dev', 'proc/sys/vm', 'etc/libvirt',
+                       'sys/kernel/mm/hugepages/hugepages-2048kB',
+                       'sys/kernel/mm/hugepages/hugepages-1048576kB'):
+            os.makedirs(os.path.join(root, folder))
+        node = os.path.join(root, 'dev/userfaultfd')
+        open(node, 'w').close()
+        os.chmod(node, 0o660)
+        with open(os.path.join(root, 'proc/sys/vm/unprivileged_userfaultfd'),
+                  'w') as handle:
+            handle.write('0\n')
+        with open(os.path.join(root, 'etc/libvirt/qemu.conf'), 'w') as handle:
+            handle.write('# user = "nobody"\nuser = "root"\n')
+        facts = probe.local_facts(root)
+        self.assertEqual(0o660, facts['dev_userfaultfd'].mode & 0o777)
+        self.assertEqual(0, facts['unprivileged_userfaultfd'])
+        self.assertEqual(frozenset([2048, 1048576]),
+                         facts['hugepage_sizes_kib'])
+        self.assertEqual(0, facts['qemu_uid'])
+        self.assertEqual(2, len(facts['kernel']))
+
+    def test_default_qemu_user(self):
+        from nova_postcopy import probe
+        self.assertEqual('libvirt-qemu', probe.qemu_user('/nonexistent'))

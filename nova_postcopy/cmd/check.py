@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``nova-postcopy-check``: is this host ready for post-copy live migration?
+
+Checks the kernel and the QEMU user's access to userfaultfd on this host,
+and asks libvirt and an incoming QEMU (started paused, destroyed at once)
+whether post-copy and its recovery work. With ``--uri`` only the libvirt
+side of that host is checked. Exit status: 0 ready, 1 not ready, 2 usage
+error.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from nova_postcopy import capabilities
+from nova_postcopy import libvirt_job
+from nova_postcopy import probe
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='nova-postcopy-check',
+                                     description=__doc__.split('\n\n')[1])
+    parser.add_argument('--uri', help='libvirt URI of the host to check '
+                        '(default: this host, qemu:///system)')
+    parser.add_argument('--no-trial', action='store_true',
+                        help='do not start an incoming QEMU to ask it')
+    parser.add_argument('--json', action='store_true',
+                        help='print the checks as JSON')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    lv = libvirt_job.import_libvirt()
+    uri = args.uri or 'qemu:///system'
+    try:
+        connection = lv.open(uri)
+    except lv.libvirtError as error:
+        print('nova-postcopy-check: cannot connect to %s: %s'
+              % (uri, error.get_error_message()), file=sys.stderr)
+        return 2
+    try:
+        facts = probe.host_facts(connection, local=args.uri is None,
+                                 trial=not args.no_trial)
+    finally:
+        connection.close()
+    report = capabilities.judge(facts)
+    if args.json:
+        json.dump({'uri': uri, 'postcopy_ready': report.postcopy_ready,
+                   'recovery_ready': report.recovery_ready,
+                   'preempt': report.preempt,
+                   'checks': [dataclasses.asdict(c) for c in report.checks],
+                   'facts': _jsonable(dataclasses.asdict(facts))},
+                  sys.stdout, indent=1, sort_keys=True)
+        print()
+    else:
+        print_table(uri, report)
+    return 0 if report.postcopy_ready else 1
+
+
+def print_table(uri, report):
+    facts = report.facts
+    print('%s (%s): libvirt %s, QEMU %s' % (
+        facts.hostname or uri, uri, _version(facts.libvirt_version),
+        _version(facts.qemu_version)))
+    for check in report.checks:
+        print('  %-18s %-7s %s' % (check.name, check.status.upper(),
+                                   check.why))
+        if check.remedy and check.status != capabilities.PASS:
+            print('  %-18s %-7s fix: %s' % ('', '', check.remedy))
+    print('post-copy: %s; recovery: %s' % (
+        'ready' if report.postcopy_ready else 'NOT READY',
+        'ready' if report.recovery_ready else 'not available'))
+
+
+def _version(numbers):
+    return '.'.join(map(str, numbers)) if numbers else 'unknown'
+
+
+def _jsonable(value):
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Gathers :class:`nova_postcopy.capabilities.HostFacts`: the only I/O of
+negotiation.
+
+What the kernel and files say is read on the host this runs on; what
+libvirt and QEMU say is asked over a libvirt connection, which may be a
+remote host's. The most telling fact is asked of QEMU itself: an incoming
+QEMU (``-incoming defer``) is started paused on the host and told to enable
+postcopy-ram, which is exactly where a destination without userfaultfd
+fails ("Postcopy is not supported"); it is destroyed right after.
+"""
+
+import glob
+import json
+import os
+import pwd
+import re
+import uuid
+
+from nova_postcopy import capabilities
+from nova_postcopy import libvirt_job
+
+QEMU_CONF = '/etc/libvirt/qemu.conf'
+DEFAULT_QEMU_USER = 'libvirt-qemu'
+
+TRIAL_XML = """<domain type='qemu'
+    xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{name}</name>
+  <memory unit='MiB'>16</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices><memballoon model='none'/></devices>
+  <qemu:commandline>
+    <qemu:arg value='-incoming'/>
+    <qemu:arg value='defer'/>
+  </qemu:commandline>
+</domain>
+"""
+
+
+def local_facts(root='/'):
+    """Facts of the kernel this runs on, and of the QEMU user."""
+    facts = {}
+    release = os.uname().release
+    found = re.match(r'(\d+)\.(\d+)', release)
+    if found:
+        facts['kernel'] = (int(found.group(1)), int(found.group(2)))
+    try:
+        info = os.stat(os.path.join(root, 'dev/userfaultfd'))
+        facts['dev_userfaultfd'] = capabilities.DeviceNode(
+            info.st_mode, info.st_uid, info.st_gid)
+    except FileNotFoundError:
+        pass
+    sysctl = os.path.join(root, 'proc/sys/vm/unprivileged_userfaultfd')
+    try:
+        with open(sysctl) as handle:
+            facts['unprivileged_userfaultfd'] = int(handle.read().strip())
+    except (OSError, ValueError):
+        pass
+    sizes = [int(re.search(r'hugepages-(\d+)kB', path).group(1))
+             for path in glob.glob(os.path.join(
+                 root, 'sys/kernel/mm/hugepages/hugepages-*kB'))]
+    facts['hugepage_sizes_kib'] = frozenset(sizes)
+    user = qemu_user(os.path.join(root, QEMU_CONF.lstrip('/')))
+    try:
+        entry = pwd.getpwnam(user)
+        facts['qemu_uid'] = entry.pw_uid
+        facts['qemu_gids'] = tuple(sorted(set(
+            [entry.pw_gid] + os.getgrouplist(user, entry.pw_gid))))
+    except KeyError:
+        pass
+    return facts
+
+
+def qemu_user(path):
+    """The ``user`` of qemu.conf, or libvirt's default."""
+    try:
+        with open(path) as handle:
+            for line in handle:
+                found = re.match(r'\s*user\s*=\s*"([^"]+)"', line)
+                if found:
+                    return found.group(1)
+    except OSError:
+        pass
+    return DEFAULT_QEMU_USER
+
+
+def libvirt_facts(connection, trial=True):
+    """Facts that libvirt and QEMU give over ``connection``."""
+    facts = {'hostname': connection.getHostname(),
+             'libvirt_version': _triple(connection.getLibVersion()),
+             'qemu_version': _triple(connection.getVersion())}
+    if trial:
+        facts.update(trial_incoming_qemu(connection))
+    return facts
+
+
+def trial_incoming_qemu(connection):
+    """Ask an incoming QEMU on the host whether it can do post-copy."""
+    lv = libvirt_job.import_libvirt()
+    import libvirt_qemu
+    name = 'nova-postcopy-trial-%s' % uuid.uuid4().hex[:8]
+    try:
+        domain = connection.createXML(TRIAL_XML.format(name=name),
+                                      lv.VIR_DOMAIN_START_PAUSED)
+    except lv.libvirtError as error:
+        return {'postcopy_trial': None, 'trial_error': str(error)}
+    try:
+        reply = json.loads(libvirt_qemu.qemuMonitorCommand(
+            domain, '{"execute": "query-migrate-capabilities"}', 0))
+        found = frozenset(item['capability'] for item in reply['return'])
+        command = json.dumps({'execute': 'migrate-set-capabilities',
+                              'arguments': {'capabilities': [
+                                  {'capability': 'postcopy-ram',
+                                   'state': True}]}})
+        answer = json.loads(libvirt_qemu.qemuMonitorCommand(domain, command,
+                                                            0))
+        if 'error' in answer:
+            trial = (False, answer['error'].get('desc', str(answer)))
+        else:
+            trial = (True, '')
+        return {'migration_capabilities': found, 'postcopy_trial': trial}
+    finally:
+        domain.destroy()
+
+
+def _triple(number):
+    return (number // 1000000, number // 1000 % 1000, number % 1000)
+
+
+def host_facts(connection=None, local=True, trial=True):
+    """HostFacts from this host's files and/or a libvirt connection."""
+    facts = local_facts() if local else {}
+    if connection is not None:
+        gathered = libvirt_facts(connection, trial=trial)
+        gathered.pop('trial_error', None)
+        facts.update(gathered)
+    return capabilities.HostFacts(**facts)
+
+
+def instance_facts(domain_xml, name='', mode='allowed', paused=False,
+                   parallel_connections=1, tunnelled=False,
+                   block_migration=False):
+    """:class:`nova_postcopy.negotiate.InstanceFacts` from a domain XML."""
+    from xml.etree import ElementTree
+
+    from nova_postcopy import negotiate
+
+    root = ElementTree.fromstring(domain_xml)
+    hostdevs, mdevs = [], []
+    for dev in root.findall('./devices/hostdev'):
+        if dev.get('type') == 'mdev':
+            address = dev.find('./source/address')
+            mdevs.append(address.get('uuid', 'mdev') if address is not None
+                         else 'mdev')
+        else:
+            address = dev.find('./source/address')
+            hostdevs.append('%s:%s:%s.%s' % tuple(
+                (address.get(k) or '?').replace('0x', '')
+                for k in ('domain', 'bus', 'slot', 'function'))
+                if address is not None else dev.get('type', 'hostdev'))
+    page = root.find('./memoryBacking/hugepages/page')
+    hugepage_kib = None
+    if page is not None:
+        size = int(page.get('size'))
+        unit = (page.get('unit') or 'KiB').lower()
+        hugepage_kib = size * {'kib': 1, 'k': 1, 'mib': 1024, 'm': 1024,
+                               'gib': 1024 ** 2, 'g': 1024 ** 2}.get(unit, 1)
+    elif root.find('./memoryBacking/hugepages') is not None:
+        hugepage_kib = 2048
+    source = root.find('./memoryBacking/source')
+    return negotiate.InstanceFacts(
+        name=name or root.findtext('name', ''), mode=mode, paused=paused,
+        hostdevs=tuple(hostdevs), mdevs=tuple(mdevs),
+        vpmem=root.find("./devices/memory[@model='nvdimm']") is not None,
+        file_backed_memory=(source is not None
+                            and source.get('type') == 'file'),
+        hugepage_kib=hugepage_kib,
+        parallel_connections=parallel_connections, tunnelled=tunnelled,
+        block_migration=block_migration)
