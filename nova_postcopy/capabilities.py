@@ -87,7 +87,7 @@ class HostReport:
         return self.check('postcopy-preempt').status == PASS
 
 
-def _version(numbers):
+def version_text(numbers):
     return '.'.join(str(n) for n in numbers) if numbers else 'unknown'
 
 
@@ -169,9 +169,9 @@ def check_libvirt(facts):
         return Check('libvirt', UNKNOWN, 'libvirt version not known')
     if facts.libvirt_version >= LIBVIRT_POSTCOPY:
         return Check('libvirt', PASS, 'libvirt %s supports post-copy'
-                     % _version(facts.libvirt_version))
+                     % version_text(facts.libvirt_version))
     return Check('libvirt', FAIL, 'libvirt %s predates post-copy (1.3.3)'
-                 % _version(facts.libvirt_version),
+                 % version_text(facts.libvirt_version),
                  'upgrade libvirt')
 
 
@@ -182,9 +182,9 @@ def check_qemu(facts):
                      "QEMU's migration capabilities were not queried")
     if 'postcopy-ram' in caps:
         return Check('qemu-postcopy-ram', PASS, 'QEMU %s has postcopy-ram'
-                     % _version(facts.qemu_version))
+                     % version_text(facts.qemu_version))
     return Check('qemu-postcopy-ram', FAIL, 'QEMU %s lacks postcopy-ram'
-                 % _version(facts.qemu_version), 'upgrade QEMU')
+                 % version_text(facts.qemu_version), 'upgrade QEMU')
 
 
 def check_preempt(facts):
@@ -206,20 +206,21 @@ def check_recovery(facts):
     if lv < LIBVIRT_RESUME or qemu < QEMU_RESUME:
         return Check(name, FAIL, 'resuming a failed post-copy needs libvirt '
                      '8.5 and QEMU 3.0; this host has libvirt %s, QEMU %s'
-                     % (_version(lv), _version(qemu)),
+                     % (version_text(lv), version_text(qemu)),
                      'upgrade libvirt and QEMU')
     low, high = LIBVIRT_RESUME_BROKEN
     if low <= lv <= high:
         return Check(name, FAIL, 'libvirt %s crashes the destination '
                      'libvirtd on a post-copy resume (NULL fd in '
-                     'qemuMigrationDstPrepareResume)' % _version(lv),
+                     'qemuMigrationDstPrepareResume)' % version_text(lv),
                      'upgrade libvirt (12.8.0 resumes)')
     if lv < LIBVIRT_RESUME_KNOWN_GOOD and lv > high:
         return Check(name, UNKNOWN, 'libvirt %s is untested for post-copy '
-                     'resume (11.3.0 crashes, 12.8.0 works)' % _version(lv))
+                     'resume (11.3.0 crashes, 12.8.0 works)'
+                     % version_text(lv))
     return Check(name, PASS, 'libvirt %s and QEMU %s resume a post-copy '
                  'interrupted by a network failure'
-                 % (_version(lv), _version(qemu)))
+                 % (version_text(lv), version_text(qemu)))
 
 
 POSTCOPY_CHECKS = ('userfaultfd', 'libvirt', 'qemu-postcopy-ram')

@@ -62,8 +62,9 @@ def main(argv=None):
 def print_table(uri, report):
     facts = report.facts
     print('%s (%s): libvirt %s, QEMU %s' % (
-        facts.hostname or uri, uri, _version(facts.libvirt_version),
-        _version(facts.qemu_version)))
+        facts.hostname or uri, uri,
+        capabilities.version_text(facts.libvirt_version),
+        capabilities.version_text(facts.qemu_version)))
     for check in report.checks:
         print('  %-18s %-7s %s' % (check.name, check.status.upper(),
                                    check.why))
@@ -72,10 +73,6 @@ def print_table(uri, report):
     print('post-copy: %s; recovery: %s' % (
         'ready' if report.postcopy_ready else 'NOT READY',
         'ready' if report.recovery_ready else 'not available'))
-
-
-def _version(numbers):
-    return '.'.join(map(str, numbers)) if numbers else 'unknown'
 
 
 def _jsonable(value):
