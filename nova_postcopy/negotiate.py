@@ -13,9 +13,10 @@ import typing
 
 from nova_postcopy import capabilities
 from nova_postcopy import exception
+from nova_postcopy import instance_mode
 
 FAIL = capabilities.FAIL
-MODES = ('forbidden', 'allowed', 'required')
+MODES = instance_mode.MODES
 
 
 @dataclasses.dataclass(frozen=True)
