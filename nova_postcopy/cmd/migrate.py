@@ -59,6 +59,11 @@ def parse_args(argv):
                         help="the destination's libvirt as this machine "
                              "reaches it, to check before migrating that it "
                              "can take post-copy (an incoming QEMU is asked)")
+    parser.add_argument('--permit-auto-converge', action='store_true',
+                        help='when the migration runs without post-copy, '
+                             'let QEMU throttle the guest so that pre-copy '
+                             'converges (as Nova\'s [libvirt] '
+                             'live_migration_permit_auto_converge)')
     parser.add_argument('--bandwidth-mibs', type=int, default=0,
                         help='cap the pre-copy bandwidth, MiB/s')
     parser.add_argument('--max-downtime-ms', type=int,
@@ -147,6 +152,7 @@ def prepare(args, conf):
                                   'postcopy')
     setup = Setup(connection=connection, domain=domain, name=args.domain,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
+                  auto_converge=args.permit_auto_converge,
                   budget_s=budget.precopy_budget_s(
                       budget.migration_data_gib(ram_mib),
                       conf.precopy_timeout_per_gib, conf.precopy_timeout_max),
@@ -189,6 +195,10 @@ class Setup(object):
             flags |= lv.VIR_MIGRATE_POSTCOPY
         else:
             params.pop(lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, None)
+            if self.auto_converge:
+                # Post-copy is the better way out of a busy guest; without
+                # it, slowing the guest is what is left before the budget.
+                flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
         return libvirt_job.LibvirtJob(self.connection, self.domain,
                                       self.dest_uri, params, flags)
 

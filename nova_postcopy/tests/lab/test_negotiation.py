@@ -80,3 +80,17 @@ class TestForbidden(base.LabTestCase):
         self.assertEqual('aborted', report['result'])
         self.assertFalse(report['switched'])
         self.assertHealthyOn('A', name)
+
+    def test_auto_converge_where_permitted(self):
+        # 128 MiB rewritten at 64 MiB/s never converges over 32 MiB/s;
+        # without post-copy, QEMU throttling the guest is what is left.
+        # (The unthrottled busy guest outruns even a 99 % throttle under
+        # TCG.)
+        name = self.guest(128, 64)
+        code, report, output = self.migrate(
+            name, '--postcopy-mode', 'forbidden', '--permit-auto-converge',
+            config=self.config('precopy_timeout_max = 180'))
+        self.assertEqual(0, code, output)
+        self.assertEqual('converged', report['result'])
+        self.assertFalse(report['switched'])
+        self.assertHealthyOn('B', name)
