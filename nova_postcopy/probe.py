@@ -17,8 +17,12 @@ import pwd
 import re
 import uuid
 
+from oslo_log import log as logging
+
 from nova_postcopy import capabilities
 from nova_postcopy import libvirt_job
+
+LOG = logging.getLogger(__name__)
 
 QEMU_CONF = '/etc/libvirt/qemu.conf'
 DEFAULT_QEMU_USER = 'libvirt-qemu'
@@ -104,7 +108,10 @@ def trial_incoming_qemu(connection):
         domain = connection.createXML(TRIAL_XML.format(name=name),
                                       lv.VIR_DOMAIN_START_PAUSED)
     except lv.libvirtError as error:
-        return {'postcopy_trial': None, 'trial_error': str(error)}
+        # Not an answer either way: the file-based facts decide instead.
+        LOG.info('could not start a trial QEMU on %s: %s',
+                 connection.getHostname(), error)
+        return {}
     try:
         reply = json.loads(libvirt_qemu.qemuMonitorCommand(
             domain, '{"execute": "query-migrate-capabilities"}', 0))
@@ -132,9 +139,7 @@ def host_facts(connection=None, local=True, trial=True):
     """HostFacts from this host's files and/or a libvirt connection."""
     facts = local_facts() if local else {}
     if connection is not None:
-        gathered = libvirt_facts(connection, trial=trial)
-        gathered.pop('trial_error', None)
-        facts.update(gathered)
+        facts.update(libvirt_facts(connection, trial=trial))
     return capabilities.HostFacts(**facts)
 
 

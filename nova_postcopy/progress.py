@@ -128,7 +128,6 @@ class ProgressTracker:
         self.passes = []
         self.pass_completed = False
         self.bandwidth = 0.0
-        self.dirty_rate = 0.0
         self.stalled_for_s = 0.0
         self.healthy_for_s = 0.0
         self._pass_start_s = 0.0
@@ -201,8 +200,6 @@ class ProgressTracker:
                 self.stalled_for_s = now - self._last_moving_s
                 self._stall_end_s = now
         self.healthy_for_s = now - self._stall_end_s
-        if sample.memory_dirty_rate > 0:
-            self.dirty_rate = _ewma(self.dirty_rate, sample.memory_dirty_rate)
 
     def _update_pass(self, sample):
         walked = sample.walked_bytes - self._pass_start_walked

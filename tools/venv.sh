@@ -8,21 +8,7 @@ VENV=${NOVA_POSTCOPY_VENV:-$TOP/.venv}
 # pbr reads the version from git tags; a copy without .git needs this.
 export PBR_VERSION=${PBR_VERSION:-0.1.0}
 
-need_debian_packages() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \
-            || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        if [ "$(id -u)" != 0 ]; then
-            echo "missing Debian packages: ${missing[*]}; install them as root" >&2
-            exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
+source "$TOP/tools/debian-packages.sh"
 
 if command -v dpkg-query >/dev/null; then
     need_debian_packages python3 python3-venv python3-pip git

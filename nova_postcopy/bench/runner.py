@@ -10,6 +10,7 @@ from nova_postcopy.bench import anchors
 from nova_postcopy import budget
 from nova_postcopy import clock
 from nova_postcopy import monitor
+from nova_postcopy import plugins
 from nova_postcopy.policies import base
 from nova_postcopy.policies import chain as chain_mod
 from nova_postcopy.sim import job
@@ -51,7 +52,6 @@ class _Options:
 
 def policy_names(conf):
     """Every name ``--policy`` accepts."""
-    from nova_postcopy import plugins
     return [DEFAULT] + plugins.available_policies() + list(anchors.NAMES)
 
 
