@@ -4,9 +4,18 @@ Ctrl-C in pre-copy leaves the guest on the source."""
 
 import signal
 import subprocess
-import time
 
 from nova_postcopy.tests.lab import base
+
+
+def job_running(name):
+    import libvirt
+    connection = libvirt.open(base.lab('uri', 'A'))
+    try:
+        return (connection.lookupByName(name).jobInfo()[0]
+                != libvirt.VIR_DOMAIN_JOB_NONE)
+    finally:
+        connection.close()
 
 
 def migrate_cmd(*args):
@@ -43,7 +52,10 @@ class TestCommandLine(base.LabTestCase):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.addCleanup(first.kill)
-        time.sleep(4)
+        # Right after the lab starts, libvirtd probes QEMU for seconds
+        # before the first job exists; wait for the job, not for a time.
+        self.assertTrue(base.wait_for(lambda: job_running(name), 60),
+                        'the first migration never started')
         second = migrate_cmd(base.lab('uri', 'A'), base.DEST, name)
         self.assertEqual(2, second.returncode)
         self.assertIn('already has a job running', second.stderr)
