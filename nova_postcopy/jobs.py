@@ -4,7 +4,8 @@
 :class:`Job` is the protocol; ``LibvirtJob`` (libvirt), ``SimulatedJob``
 (the model) and the Nova driver's job implement it. Events are the few
 facts the monitor must not infer from statistics: post-copy really started
-(it can lag the request by seconds), the job ended, and how.
+(it can lag the request by seconds), the job ended, and how, and the
+operator asked to complete it now.
 """
 
 import dataclasses
@@ -16,6 +17,8 @@ COMPLETED = 'completed'
 CANCELLED = 'cancelled'
 FAILED = 'failed'
 POSTCOPY_FAILED = 'postcopy-failed'
+# The operator asked to finish now (Nova's force-complete API).
+FORCE_COMPLETE = 'force-complete'
 ENDINGS = (COMPLETED, CANCELLED, FAILED, POSTCOPY_FAILED)
 
 

@@ -27,7 +27,9 @@ class Outcome:
 
     ``result`` is ``converged`` (pre-copy finished), ``postcopy`` (finished
     after a switch), ``aborted`` (cancelled in pre-copy; the guest runs on
-    the source), ``failed``, or ``unfinished`` (the caller's horizon came
+    the source), ``failed`` (the guest runs on the source),
+    ``postcopy-failed`` (the guest's memory is split between the hosts:
+    recover, never roll back), or ``unfinished`` (the caller's horizon came
     first).
     """
 
@@ -72,11 +74,13 @@ class MigrationMonitor:
         every poll, for progress displays.
     :param record_samples: keep every sample in the outcome.
     :param name: the migration's name in log lines.
+    :param set_downtime: set the context's max downtime when the job
+        starts; False where the caller steps it (Nova's downtime steps).
     """
 
     def __init__(self, chain, context, clock, poll_interval=0.5,
                  horizon_s=None, on_poll=None, record_samples=False,
-                 name='migration'):
+                 name='migration', set_downtime=True):
         self.chain = chain
         self.context = context
         self.clock = clock
@@ -85,12 +89,14 @@ class MigrationMonitor:
         self.on_poll = on_poll
         self.record_samples = record_samples
         self.name = name
+        self.set_downtime = set_downtime
 
     def run(self, job):
         started = self.clock.now()
         tracker = progress_mod.ProgressTracker()
         outcome = Outcome(result='unfinished', total_s=0.0)
-        job.set_max_downtime(self.context.max_downtime_ms)
+        if self.set_downtime:
+            job.set_max_downtime(self.context.max_downtime_ms)
         state = _State()
         while True:
             now = self.clock.now() - started
@@ -120,7 +126,10 @@ class MigrationMonitor:
             outcome.samples.append(sample)
         if state.phase != 'precopy':
             return None
-        decision = self.chain.decide(tracker, self.context)
+        if state.forced:
+            decision = self.chain.force_complete(tracker, self.context)
+        else:
+            decision = self.chain.decide(tracker, self.context)
         self._log_decision(decision, state, tracker, outcome)
         self._apply(job, decision, state, tracker, outcome)
         return decision
@@ -138,6 +147,13 @@ class MigrationMonitor:
                          'requested', self.name,
                          state.postcopy_started_s - (
                              outcome.switch_at_s or 0.0))
+            elif event.kind == jobs.FORCE_COMPLETE:
+                if state.phase == 'precopy':
+                    state.forced = True
+                else:
+                    LOG.info('%s: asked to complete, already %s', self.name,
+                             'in post-copy' if state.phase in (
+                                 'switching', 'postcopy') else state.phase)
             elif event.kind in jobs.ENDINGS:
                 state.ending = event
                 return True
@@ -223,6 +239,9 @@ class MigrationMonitor:
                                          0.0)
         elif ending.kind == jobs.CANCELLED:
             outcome.result = 'aborted'
+        elif ending.kind == jobs.POSTCOPY_FAILED:
+            outcome.result = 'postcopy-failed'
+            outcome.end_reason = ending.detail or ending.kind
         else:
             outcome.result = 'failed'
             outcome.end_reason = ending.detail or ending.kind
@@ -239,3 +258,4 @@ class _State:
         self.postcopy_started_s = None
         self.switch_requested_s = None
         self.warned_slow_switch = False
+        self.forced = False

@@ -92,8 +92,8 @@ def qemu_user(path):
 def libvirt_facts(connection, trial=True):
     """Facts that libvirt and QEMU give over ``connection``."""
     facts = {'hostname': connection.getHostname(),
-             'libvirt_version': _triple(connection.getLibVersion()),
-             'qemu_version': _triple(connection.getVersion())}
+             'libvirt_version': version_triple(connection.getLibVersion()),
+             'qemu_version': version_triple(connection.getVersion())}
     if trial:
         facts.update(trial_incoming_qemu(connection))
     return facts
@@ -131,7 +131,8 @@ def trial_incoming_qemu(connection):
         domain.destroy()
 
 
-def _triple(number):
+def version_triple(number):
+    """libvirt's 1000000 * major + 1000 * minor + micro, as a tuple."""
     return (number // 1000000, number // 1000 % 1000, number % 1000)
 
 

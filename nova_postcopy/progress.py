@@ -147,6 +147,11 @@ class ProgressTracker:
         return len(self.passes)
 
     @property
+    def has_figures(self):
+        """Data figures arrived: only then can movement be judged."""
+        return self._window_start is not None
+
+    @property
     def network_stalled(self):
         return self.stalled_for_s > 0
 

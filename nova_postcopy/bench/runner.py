@@ -139,7 +139,8 @@ def summarize(rows, names):
             'runs': len(mine),
             'completion_rate': round(len(done) / len(mine), 4),
             'aborted': sum(r.outcome == 'aborted' for r in mine),
-            'failed': sum(r.outcome == 'failed' for r in mine),
+            'failed': sum(r.outcome in ('failed', 'postcopy-failed')
+                          for r in mine),
             'unfinished': sum(r.outcome == 'unfinished' for r in mine),
             'switches': sum(r.switched for r in mine),
             'unnecessary_switches': sum(

@@ -10,8 +10,12 @@ CONF = cfg.CONF
 postcopy.register_opts(CONF)
 
 
-def load(conf=CONF):
+def load(conf=CONF, other_budget=None):
     """Return the ``[postcopy]`` group after checking every value.
+
+    :param other_budget: the name of another option that bounds pre-copy
+        when ours do not (in nova-compute, Nova's completion timeout), or
+        None.
 
     oslo.config converts values lazily, on first use; reading every option
     here moves a bad value's error to service start, before any migration.
@@ -26,13 +30,15 @@ def load(conf=CONF):
         except (ValueError, cfg.Error) as error:
             raise exception.InvalidConfig(
                 option=opt.name, reason=_reason(error)) from error
-    if group.precopy_timeout_per_gib == 0 and group.precopy_timeout_max == 0:
+    if (group.precopy_timeout_per_gib == 0 and group.precopy_timeout_max == 0
+            and other_budget is None):
         raise exception.InvalidConfig(
             option='precopy_timeout_per_gib',
             reason='precopy_timeout_per_gib = 0 and precopy_timeout_max = 0 '
                    'leave pre-copy without a budget, so a guest that dirties '
                    'memory faster than the network carries it would migrate '
-                   'forever. Fix: set either one above 0')
+                   'forever. Fix: set either one above 0%s' % (
+                       ' (or %s)' % other_budget if other_budget else ''))
     return group
 
 

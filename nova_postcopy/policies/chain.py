@@ -94,9 +94,31 @@ class PolicyChain:
                 return decision
         return Decision.keep_going()
 
+    def force_complete(self, progress, context):
+        """The operator asked to finish now (Nova's force-complete).
+
+        Post-copy where the plan allows it and the link moves data; else
+        pause the guest so that pre-copy converges, as Nova does.
+        """
+        policy = 'force-complete'
+        if not context.postcopy_allowed:
+            return Decision(Action.PAUSE, 'the operator asked to complete '
+                            'the migration and post-copy is not allowed for '
+                            'it: pausing the guest so that pre-copy '
+                            'converges', policy)
+        if self.guard and self._link_unsettled(progress):
+            return Decision.keep_going(
+                'the operator asked to complete the migration; held: %s'
+                % self._link_state(progress), 'network-stall guard')
+        return Decision(Action.SWITCH, 'the operator asked to complete the '
+                        'migration', policy)
+
     def _link_unsettled(self, progress):
-        return (progress.network_stalled
-                or progress.healthy_for_s < self.stall_grace_s)
+        # Without data figures (a hypervisor that reports only the job's
+        # type) movement cannot be judged, and nothing is held for it.
+        return progress.has_figures and (
+            progress.network_stalled
+            or progress.healthy_for_s < self.stall_grace_s)
 
     def _link_state(self, progress):
         if progress.network_stalled:

@@ -76,7 +76,7 @@ class TestModel(base.TestCase):
         spec = ('ram_gib=16,link_gbps=10,wss_gib=4,dirty_gbps=20,'
                 'outage_at_s=16,outage_s=5')
         _, lost = run(spec, [passes.FirstPassPolicy(None)])
-        self.assertEqual('failed', lost.result)
+        self.assertEqual('postcopy-failed', lost.result)
         _, recovered = run(spec, [passes.FirstPassPolicy(None)],
                            recovery=True)
         self.assertEqual('postcopy', recovered.result)

@@ -1,0 +1,472 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``PostcopyLibvirtDriver``: Nova 34's libvirt driver with nova-postcopy.
+
+What changes against ``LibvirtDriver``, and nothing else:
+
+* Post-copy is decided per migration by :func:`negotiate.negotiate` over
+  this host's probe, the destination's advertised traits and the instance
+  (devices, memory backing, ``postcopy:mode``), not host-wide; the flags and
+  the post-copy bandwidth come from that plan. ``[libvirt]
+  live_migration_permit_post_copy`` stays the operator's host-wide
+  permission.
+* The engine's :class:`~nova_postcopy.monitor.MigrationMonitor` replaces
+  Nova's completion-timeout loop; :class:`guest_job.NovaGuestJob` keeps
+  Nova's duties (downtime steps, stats, force-complete, unpause).
+* A failed post-copy is never rolled back: Nova's rollback would destroy
+  the destination domain, the only one running the guest.
+* Readiness is advertised as placement traits (:mod:`traits`).
+"""
+
+import dataclasses
+import sys
+import time
+
+from nova.compute import utils as compute_utils
+from nova.compute import vm_states
+from nova import exception as nova_exception
+from nova import objects
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import migration as libvirt_migrate
+from oslo_log import log as logging
+
+from nova_postcopy import budget
+from nova_postcopy import capabilities
+from nova_postcopy.compute import guest_job
+from nova_postcopy.compute import traits
+from nova_postcopy import conf as np_conf
+from nova_postcopy import exception
+from nova_postcopy import instance_mode
+from nova_postcopy import monitor
+from nova_postcopy import negotiate
+from nova_postcopy.policies import base
+from nova_postcopy.policies import chain
+from nova_postcopy import probe
+
+LOG = logging.getLogger(__name__)
+CONF = libvirt_driver.CONF
+
+PARAM_BANDWIDTH_POSTCOPY = 'bandwidth.postcopy'
+IMAGE_MODE_KEY = 'image_' + instance_mode.IMAGE_KEY
+PROBE_MAX_AGE_S = 600
+REFUSED_AT_PREPARE = 'Postcopy is not supported'
+
+
+def _libvirt():
+    # Nova's module global: the real binding, or fakelibvirt in tests.
+    return libvirt_driver.libvirt
+
+
+class NovaClock:
+    """Wall time as Nova's monitor reads it (``time.time``/``sleep``)."""
+
+    def now(self):
+        return time.time()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+
+class PostcopyFailed(nova_exception.NovaException):
+    msg_fmt = ('Post-copy migration of instance %(instance)s to %(dest)s '
+               'failed: %(why)s. The guest\'s memory is split between the '
+               'hosts: source %(source)s holds a paused half, destination '
+               '%(dest)s the running half. nova-postcopy left both in '
+               'place; do not reboot, rebuild or delete the instance. Next '
+               'step: restore the migration network between the hosts, '
+               'then on %(source)s run: virsh migrate --live --p2p '
+               '--postcopy --postcopy-resume %(domain)s %(uri)s')
+
+
+@dataclasses.dataclass
+class _Migration:
+    """What one outgoing migration of this host was planned with."""
+
+    plan: negotiate.Plan
+    mode: str
+    flags_postcopy: bool
+    job: object = None
+    watcher: object = None
+
+
+class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
+    """Load with ``compute_driver = postcopy.PostcopyLibvirtDriver``."""
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi, read_only)
+        self._postcopy_migrations = {}
+        self._postcopy_report = None
+        self._postcopy_report_at = None
+        self._postcopy_traits = None
+
+    def init_host(self, host):
+        # A bad [postcopy] value stops the service here, naming the option,
+        # not in the middle of somebody's migration.
+        np_conf.load(other_budget=(
+            '[libvirt] live_migration_completion_timeout'
+            if CONF.libvirt.live_migration_completion_timeout else None))
+        super().init_host(host)
+
+    # -- this host's readiness ----------------------------------------------
+
+    def _postcopy_facts(self):
+        """This host's facts: files, libvirt, and an incoming QEMU's word."""
+        facts = probe.local_facts()
+        facts['hostname'] = CONF.host
+        connection = self._host.get_connection()
+        facts['libvirt_version'] = probe.version_triple(
+            connection.getLibVersion())
+        facts['qemu_version'] = probe.version_triple(connection.getVersion())
+        try:
+            facts.update(probe.trial_incoming_qemu(connection))
+        except Exception as error:  # noqa: H201 - the trial is best effort
+            LOG.info('post-copy trial QEMU not run (%s); judging from files '
+                     'and versions', error)
+        return capabilities.HostFacts(**facts)
+
+    def _postcopy_host_report(self):
+        now = time.monotonic()
+        if (self._postcopy_report is None
+                or now - self._postcopy_report_at > PROBE_MAX_AGE_S):
+            self._postcopy_report = capabilities.judge(self._postcopy_facts())
+            self._postcopy_report_at = now
+        return self._postcopy_report
+
+    def update_provider_tree(self, provider_tree, nodename,
+                             allocations=None):
+        super().update_provider_tree(provider_tree, nodename,
+                                     allocations=allocations)
+        report = self._postcopy_host_report()
+        have = traits.traits_for(report)
+        provider_tree.remove_traits(
+            nodename, *[t for t in traits.ALL if t not in have])
+        provider_tree.add_traits(nodename, *sorted(have))
+        if have != self._postcopy_traits:
+            self._postcopy_traits = have
+            failing = ['%s: %s' % (c.name, c.why) for c in report.checks
+                       if c.status == capabilities.FAIL]
+            LOG.info('post-copy readiness of %s: advertising [%s]%s',
+                     nodename, ', '.join(sorted(have)) or 'no trait',
+                     ('; not ready: ' + '; '.join(failing)) if failing
+                     else '')
+
+    # -- negotiation ---------------------------------------------------------
+
+    def _postcopy_mode(self, instance):
+        """(mode, where) of the instance; bad values fail the precheck."""
+        try:
+            return instance_mode.resolve(
+                instance.flavor.extra_specs,
+                {instance_mode.IMAGE_KEY:
+                 instance.system_metadata.get(IMAGE_MODE_KEY)}
+                if instance.system_metadata.get(IMAGE_MODE_KEY) is not None
+                else None)
+        except exception.InvalidPostcopyMode as error:
+            raise nova_exception.MigrationPreCheckError(reason=str(error))
+
+    def check_can_live_migrate_destination(self, context, instance,
+                                           src_compute_info,
+                                           dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        data = super().check_can_live_migrate_destination(
+            context, instance, src_compute_info, dst_compute_info,
+            block_migration, disk_over_commit)
+        mode, where = self._postcopy_mode(instance)
+        if mode == 'required':
+            report = self._postcopy_host_report()
+            if not report.postcopy_ready:
+                missing = ['%s: %s (fix: %s)' % (c.name, c.why, c.remedy)
+                           for c in report.checks
+                           if c.name in capabilities.POSTCOPY_CHECKS
+                           and c.status == capabilities.FAIL]
+                error = exception.PostcopyRequired(
+                    instance=instance.uuid, missing='destination %s: %s' % (
+                        CONF.host, '; '.join(missing)))
+                LOG.info('post-copy required by %s and refused: %s', where,
+                         error, instance=instance)
+                raise nova_exception.MigrationPreCheckError(
+                    reason=str(error))
+        return data
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data,
+                                      block_device_info=None):
+        data = super().check_can_live_migrate_source(
+            context, instance, dest_check_data, block_device_info)
+        mode, where = self._postcopy_mode(instance)
+        if mode == 'required':
+            # The destination checked itself; the source and the instance
+            # are checked here, against a destination not judged again.
+            not_judged = capabilities.judge(capabilities.HostFacts(
+                hostname='(checked by itself)'))
+            try:
+                negotiate.negotiate(
+                    self._postcopy_host_report(), not_judged,
+                    self._instance_facts(instance, mode,
+                                         data.block_migration))
+            except exception.PostcopyRequired as error:
+                LOG.info('post-copy required by %s and refused: %s', where,
+                         error, instance=instance)
+                raise nova_exception.MigrationPreCheckError(
+                    reason=str(error))
+        return data
+
+    def _instance_facts(self, instance, mode, block_migration):
+        guest = self._host.get_guest(instance)
+        flags = self._get_migration_flags(block_migration)
+        facts = probe.instance_facts(
+            guest.get_xml_desc(), name=instance.uuid, mode=mode,
+            paused=instance.vm_state == vm_states.PAUSED,
+            parallel_connections=(
+                CONF.libvirt.live_migration_parallel_connections or 1),
+            tunnelled=bool(flags & _libvirt().VIR_MIGRATE_TUNNELLED),
+            block_migration=bool(block_migration))
+        if not facts.vpmem and self._get_vpmems(instance):
+            facts = dataclasses.replace(facts, vpmem=True)
+        return facts
+
+    def _destination_report(self, context, dest):
+        """The destination as placement shows it (its traits)."""
+        qemu_version, found = None, set()
+        try:
+            node = objects.ComputeNode.get_first_node_by_host_for_old_compat(
+                context, dest)
+            if node.hypervisor_version:
+                qemu_version = probe.version_triple(node.hypervisor_version)
+            found = self.virtapi.reportclient.get_provider_traits(
+                context, node.uuid).traits
+        except Exception as error:  # noqa: H201 - unknown means pre-copy
+            LOG.warning('could not read the post-copy traits of %s: %s; '
+                        'planning without post-copy', dest, error)
+        return traits.report_from_traits(dest, found, qemu_version)
+
+    def _plan_postcopy(self, context, instance, dest, migrate_data):
+        mode, where = self._postcopy_mode(instance)
+        block_migration = migrate_data.block_migration
+        flags = self._get_migration_flags(block_migration)
+        try:
+            facts = self._instance_facts(instance, mode, block_migration)
+        except Exception as error:  # noqa: H201 - never break a migration
+            facts = None
+            unknown = 'could not inspect the instance (%r)' % error
+        if facts is None and mode != 'forbidden':
+            plan = negotiate.Plan(False, False, False, 0, (unknown,))
+            if mode == 'required':
+                raise exception.PostcopyRequired(instance=instance.uuid,
+                                                 missing=unknown)
+        elif (mode != 'forbidden'
+                and not self._is_post_copy_enabled(flags)):
+            plan = negotiate.Plan(False, False, False, 0, (
+                '[libvirt] live_migration_permit_post_copy is False on '
+                'this host',))
+            if mode == 'required':
+                raise exception.PostcopyRequired(
+                    instance=instance.uuid, missing=plan.reasons[0])
+        else:
+            plan = negotiate.negotiate(
+                self._postcopy_host_report(),
+                self._destination_report(context, dest),
+                facts or negotiate.InstanceFacts(mode=mode),
+                bandwidth_mibs=np_conf.CONF.postcopy.postcopy_bandwidth_mibs)
+        LOG.info('live migration to %s: %s (mode %s from %s)', dest,
+                 plan.summary(), mode, where, instance=instance)
+        return _Migration(plan=plan, mode=mode,
+                          flags_postcopy=plan.postcopy)
+
+    # -- the migration -------------------------------------------------------
+
+    def _live_migration(self, context, instance, dest, post_method,
+                        recover_method, block_migration, migrate_data):
+        try:
+            planned = self._plan_postcopy(context, instance, dest,
+                                          migrate_data)
+        except (exception.PostcopyRequired,
+                nova_exception.MigrationPreCheckError) as error:
+            # Nothing moved: Nova's own rollback is exactly right.
+            LOG.error('live migration refused before it started: %s', error,
+                      instance=instance)
+            compute_utils.add_instance_fault_from_exc(
+                context, instance, error, sys.exc_info())
+            recover_method(context, instance, dest, migrate_data)
+            return
+        self._postcopy_migrations[instance.uuid] = planned
+        try:
+            super()._live_migration(context, instance, dest, post_method,
+                                    recover_method, block_migration,
+                                    migrate_data)
+        finally:
+            self._postcopy_migrations.pop(instance.uuid, None)
+
+    def _live_migration_operation(self, context, instance, dest,
+                                  block_migration, migrate_data, guest,
+                                  device_names):
+        planned = self._postcopy_migrations.get(instance.uuid)
+        if planned is not None:
+            planned_guest = type(guest)(_PlannedDomain(
+                guest._domain, planned, instance))
+            guest = planned_guest
+        super()._live_migration_operation(
+            context, instance, dest, block_migration, migrate_data, guest,
+            device_names)
+
+    def _live_migration_monitor(self, context, instance, guest, dest,
+                                post_method, recover_method, block_migration,
+                                migrate_data, future, disk_paths):
+        conf = np_conf.CONF.postcopy
+        migration = migrate_data.migration
+        planned = self._postcopy_migrations.get(instance.uuid)
+        data_gib = self._live_migration_data_gb(instance, disk_paths)
+        if planned is not None:
+            postcopy_allowed = planned.flags_postcopy
+        else:
+            # Called without a plan (as Nova's own tests do): Nova's rule.
+            postcopy_allowed = self._is_post_copy_enabled(
+                self._get_migration_flags(migrate_data.block_migration))
+        # vPMEM does not support post-copy.
+        postcopy_allowed = postcopy_allowed and not bool(
+            self._get_vpmems(instance))
+        context_ = base.MigrationContext(
+            budget_s=self._precopy_budget_s(data_gib),
+            max_downtime_ms=CONF.libvirt.live_migration_downtime,
+            postcopy_allowed=postcopy_allowed)
+        clock = NovaClock()
+        job = guest_job.NovaGuestJob(
+            self, context, instance, guest, migration, future,
+            list(libvirt_migrate.downtime_steps(data_gib)), clock,
+            CONF.libvirt.live_migration_monitor_interval, _libvirt())
+        rules = self._policy_chain(conf)
+        watcher = monitor.MigrationMonitor(
+            rules, context_, clock, poll_interval=0.5,
+            name='instance %s' % instance.uuid, set_downtime=False)
+        if planned is not None:
+            planned.job = job
+            planned.watcher = watcher
+        try:
+            outcome = watcher.run(job)
+        finally:
+            job.close()
+        try:
+            self._after_monitor(context, instance, guest, dest, post_method,
+                                recover_method, block_migration,
+                                migrate_data, job, outcome)
+        finally:
+            self._clear_empty_migration(instance)
+
+    def _precopy_budget_s(self, data_gib):
+        """The smaller of Nova's completion timeout and ours.
+
+        Either may be 0, "not limited by this one"; an operator who
+        tightened Nova's ``live_migration_completion_timeout`` keeps it.
+        """
+        conf = np_conf.CONF.postcopy
+        limits = [budget.precopy_budget_s(data_gib,
+                                          conf.precopy_timeout_per_gib,
+                                          conf.precopy_timeout_max),
+                  CONF.libvirt.live_migration_completion_timeout * data_gib]
+        limits = [limit for limit in limits if limit]
+        return float(min(limits)) if limits else float('inf')
+
+    def _policy_chain(self, conf):
+        rules = chain.PolicyChain.from_conf(conf)
+        if CONF.libvirt.live_migration_timeout_action == 'force_complete':
+            # Nova's meaning: at the timeout, post-copy if permitted, else
+            # pause the guest.
+            rules.budget_action = base.Action.PAUSE
+            if 'timeout' not in rules.names:
+                from nova_postcopy.policies import timeout
+                rules.policies.append(timeout.TimeoutPolicy(conf))
+        return rules
+
+    def _after_monitor(self, context, instance, guest, dest, post_method,
+                       recover_method, block_migration, migrate_data, job,
+                       outcome):
+        if outcome.result in ('converged', 'postcopy'):
+            post_method(context, instance, dest, block_migration,
+                        migrate_data)
+        elif outcome.result == 'postcopy-failed':
+            self._postcopy_failed(context, instance, dest, migrate_data, job)
+        else:
+            if outcome.result == 'aborted':
+                status = {'migration_status': 'cancelled'}
+            else:
+                LOG.error('Migration operation has aborted',
+                          instance=instance)
+                status = {}
+            libvirt_migrate.run_recover_tasks(
+                self._host, guest, instance, job.on_migration_failure)
+            recover_method(context, instance, dest, migrate_data, **status)
+
+    def _postcopy_failed(self, context, instance, dest, migrate_data, job):
+        """Leave both halves alone; tell the operator what to do."""
+        source_state = job._domain_state()
+        error = PostcopyFailed(
+            instance=instance.uuid, dest=dest, source=CONF.host,
+            why='the migration job failed after post-copy started (source '
+                'domain state %s)' % (source_state,),
+            domain=instance.name,
+            uri=self._live_migration_uri(dest))
+        LOG.error('%s', error, instance=instance)
+        compute_utils.add_instance_fault_from_exc(context, instance, error)
+        raise error
+
+    def live_migration_abort(self, instance):
+        planned = self._postcopy_migrations.get(instance['uuid'])
+        job = getattr(planned, 'job', None)
+        if job is not None and (job.postcopy_started
+                                or job.ending == 'postcopy-failed'):
+            # Aborting now would lose the guest: it runs on the destination.
+            LOG.warning('not aborting the migration: it is in post-copy and '
+                        'the guest runs on the destination',
+                        instance=instance)
+            return
+        super().live_migration_abort(instance)
+
+
+class _PlannedDomain:
+    """The domain as ``Guest.migrate`` sees it: flags from the plan.
+
+    ``Guest.migrate`` builds the parameters; here the plan's flags and the
+    post-copy bandwidth are applied, and a destination that refuses
+    post-copy at Prepare (nothing moved yet) gets one retry as pre-copy.
+    """
+
+    def __init__(self, domain, planned, instance):
+        self._domain = domain
+        self._planned = planned
+        self._instance = instance
+
+    def __getattr__(self, name):
+        return getattr(self._domain, name)
+
+    def migrateToURI3(self, dconnuri, params, flags):
+        lv = _libvirt()
+        plan = self._planned.plan
+        params = dict(params)
+        flags &= ~(lv.VIR_MIGRATE_POSTCOPY | lv.VIR_MIGRATE_AUTO_CONVERGE)
+        if plan.postcopy:
+            flags |= lv.VIR_MIGRATE_POSTCOPY
+            if plan.bandwidth_mibs:
+                params[PARAM_BANDWIDTH_POSTCOPY] = plan.bandwidth_mibs
+        elif CONF.libvirt.live_migration_permit_auto_converge:
+            flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        try:
+            return self._domain.migrateToURI3(dconnuri, params=params,
+                                              flags=flags)
+        except lv.libvirtError as error:
+            if not (plan.postcopy and self._planned.mode != 'required'
+                    and REFUSED_AT_PREPARE in str(error)):
+                raise
+            LOG.info('the destination refused post-copy before any memory '
+                     'moved (%s); retrying once as pre-copy', error,
+                     instance=self._instance)
+        self._planned.flags_postcopy = False
+        watcher = getattr(self._planned, 'watcher', None)
+        if watcher is not None:
+            watcher.context = dataclasses.replace(watcher.context,
+                                                  postcopy_allowed=False)
+        params.pop(PARAM_BANDWIDTH_POSTCOPY, None)
+        flags &= ~lv.VIR_MIGRATE_POSTCOPY
+        if CONF.libvirt.live_migration_permit_auto_converge:
+            flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        return self._domain.migrateToURI3(dconnuri, params=params,
+                                          flags=flags)
