@@ -67,14 +67,12 @@ class NovaClock:
 
 
 class PostcopyFailed(nova_exception.NovaException):
-    msg_fmt = ('Post-copy migration of instance %(instance)s to %(dest)s '
-               'failed: %(why)s. The guest\'s memory is split between the '
-               'hosts: source %(source)s holds a paused half, destination '
-               '%(dest)s the running half. nova-postcopy left both in '
-               'place; do not reboot, rebuild or delete the instance. Next '
-               'step: restore the migration network between the hosts, '
-               'then on %(source)s run: virsh migrate --live --p2p '
-               '--postcopy --postcopy-resume %(domain)s %(uri)s')
+    # The instance fault keeps 255 characters: the next step comes first.
+    msg_fmt = ('Post-copy to %(dest)s failed; guest memory is split between '
+               '%(source)s (paused) and %(dest)s (running), both kept: do not '
+               'reboot or delete. Fix the network, then on %(source)s: virsh '
+               'migrate --live --p2p --postcopy --postcopy-resume %(domain)s '
+               '%(uri)s')
 
 
 @dataclasses.dataclass
@@ -111,7 +109,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     def _postcopy_facts(self):
         """This host's facts: files, libvirt, and an incoming QEMU's word."""
         facts = probe.local_facts()
-        facts['hostname'] = CONF.host
+        facts['hostname'] = self._host.get_hostname()
         connection = self._host.get_connection()
         facts['libvirt_version'] = probe.version_triple(
             connection.getLibVersion())
@@ -135,7 +133,16 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                              allocations=None):
         super().update_provider_tree(provider_tree, nodename,
                                      allocations=allocations)
-        report = self._postcopy_host_report()
+        try:
+            report = self._postcopy_host_report()
+        except Exception:  # noqa: H201 - never break resource tracking
+            LOG.exception('post-copy readiness of %s could not be probed; '
+                          'advertising no post-copy trait', nodename)
+            report = capabilities.judge(capabilities.HostFacts(
+                hostname=nodename))
+            report = dataclasses.replace(report, checks=tuple(
+                dataclasses.replace(c, status=capabilities.FAIL)
+                if c.name == 'userfaultfd' else c for c in report.checks))
         have = traits.traits_for(report)
         provider_tree.remove_traits(
             nodename, *[t for t in traits.ALL if t not in have])
@@ -181,7 +188,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                            and c.status == capabilities.FAIL]
                 error = exception.PostcopyRequired(
                     instance=instance.uuid, missing='destination %s: %s' % (
-                        CONF.host, '; '.join(missing)))
+                        report.facts.hostname, '; '.join(missing)))
                 LOG.info('post-copy required by %s and refused: %s', where,
                          error, instance=instance)
                 raise nova_exception.MigrationPreCheckError(
@@ -305,9 +312,18 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             planned_guest = type(guest)(_PlannedDomain(
                 guest._domain, planned, instance))
             guest = planned_guest
-        super()._live_migration_operation(
-            context, instance, dest, block_migration, migrate_data, guest,
-            device_names)
+        try:
+            super()._live_migration_operation(
+                context, instance, dest, block_migration, migrate_data,
+                guest, device_names)
+        except _libvirt().libvirtError as error:
+            job = getattr(planned, 'job', None)
+            if job is None or not job.cancel_requested:
+                raise
+            # libvirt reports a cancelled job as the call's error; the
+            # monitor rolls back and records "cancelled".
+            LOG.info('migration cancelled as requested: %s', error,
+                     instance=instance)
 
     def _live_migration_monitor(self, context, instance, guest, dest,
                                 post_method, recover_method, block_migration,
@@ -398,14 +414,16 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _postcopy_failed(self, context, instance, dest, migrate_data, job):
         """Leave both halves alone; tell the operator what to do."""
-        source_state = job._domain_state()
-        error = PostcopyFailed(
-            instance=instance.uuid, dest=dest, source=CONF.host,
-            why='the migration job failed after post-copy started (source '
-                'domain state %s)' % (source_state,),
-            domain=instance.name,
-            uri=self._live_migration_uri(dest))
-        LOG.error('%s', error, instance=instance)
+        source = self._host.get_hostname()
+        LOG.error('post-copy migration to %s failed (source domain state '
+                  '%s): the guest runs on %s with part of its memory still on '
+                  '%s. Neither half is destroyed and Nova\'s rollback is not '
+                  'run; the instance is put in ERROR until the migration is '
+                  'resumed.', dest, job.domain_state(), dest, source,
+                  instance=instance)
+        error = PostcopyFailed(dest=dest, source=source,
+                               domain=instance.name,
+                               uri=self._live_migration_uri(dest))
         compute_utils.add_instance_fault_from_exc(context, instance, error)
         raise error
 
@@ -419,6 +437,8 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                         'the guest runs on the destination',
                         instance=instance)
             return
+        if job is not None:
+            job.cancel_requested = True
         super().live_migration_abort(instance)
 
 

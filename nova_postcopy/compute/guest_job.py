@@ -75,6 +75,8 @@ class NovaGuestJob:
         self.libvirt = libvirt
         self.on_migration_failure = collections.deque()
         self.switch_requested = False
+        # Aborted by the monitor or through Nova's abort API.
+        self.cancel_requested = False
         self.postcopy_started = False
         self.ending = None
         self._monitor_every = max(int(monitor_interval_s / 0.5), 1)
@@ -119,8 +121,13 @@ class NovaGuestJob:
                      instance=self.instance)
             self.ending = jobs.COMPLETED
         elif info.type == lv.VIR_DOMAIN_JOB_FAILED:
-            self.ending = (jobs.POSTCOPY_FAILED if self._memory_split()
-                           else jobs.FAILED)
+            if self._memory_split():
+                self.ending = jobs.POSTCOPY_FAILED
+            elif self.cancel_requested:
+                # The job is gone before its type said "cancelled".
+                self.ending = jobs.CANCELLED
+            else:
+                self.ending = jobs.FAILED
         elif info.type == lv.VIR_DOMAIN_JOB_CANCELLED:
             LOG.warning('Migration operation was cancelled',
                         instance=self.instance)
@@ -155,7 +162,7 @@ class NovaGuestJob:
                 not self.switch_requested):
             # Switched before we watched (or by Nova's own code).
             return True
-        return self.switch_requested and self._domain_state() == (
+        return self.switch_requested and self.domain_state() == (
             DOMAIN_PAUSED, PAUSED_POSTCOPY)
 
     def _memory_split(self):
@@ -168,10 +175,10 @@ class NovaGuestJob:
         if not (self.postcopy_started or self.switch_requested
                 or self.migration.status == POSTCOPY_STATUS):
             return False
-        state = self._domain_state()
+        state = self.domain_state()
         return state is None or state[0] != DOMAIN_RUNNING
 
-    def _domain_state(self):
+    def domain_state(self):
         """(state, reason) of the source domain; reason None if unknown."""
         domain = self._recording
         try:
@@ -246,6 +253,7 @@ class NovaGuestJob:
                       instance=self.instance)
 
     def abort(self):
+        self.cancel_requested = True
         try:
             self.guest.abort_job()
         except self.libvirt.libvirtError as error:

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A hypervisor migration for Nova's fakelibvirt, played by the simulator.
+
+fakelibvirt's ``migrateToURI3`` always fails and its ``jobStats`` carries
+only a type. Here a :class:`~nova_postcopy.sim.model.MigrationModel` of a
+chosen workload runs behind the fake domain, ``speed`` times faster than
+the wall clock: ``jobStats`` reads it, ``migrateStartPostCopy`` and
+``abortJob`` steer it, and when it ends the domain appears on the
+destination (completed), stays on the source (cancelled), or stays split
+across both, paused on the source (post-copy failed). What the Nova driver
+sees is what a real libvirt would show, in figures the lab confirmed.
+"""
+
+import threading
+import time
+
+import fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
+
+from nova_postcopy.sim import model as model_mod
+from nova_postcopy.sim import workload as workload_mod
+
+PAUSED = 3
+PAUSED_POSTCOPY = 12
+PAUSED_POSTCOPY_FAILED = 13
+
+
+class Migration:
+    """One simulated migration: its model and what it was asked to do."""
+
+    def __init__(self, model, flags, params, started):
+        self.model = model
+        self.flags = flags
+        self.params = params
+        self.started = started
+        self.switch_requests = 0
+        self.abort_requests = 0
+        self.jobstats_reads = 0
+
+    @property
+    def postcopy_flag(self):
+        return bool(self.flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)
+
+
+class SimulatedHypervisorMigration(fixtures.Fixture):
+    """Replaces fakelibvirt's migration calls with the simulator.
+
+    :param test: the functional test, which has ``src`` and ``dest``
+        computes once they started.
+    :param workload: a :class:`Workload` or its ``key=value`` spec.
+    :param speed: simulated seconds per wall-clock second.
+    """
+
+    def __init__(self, test, workload, speed=10.0):
+        super().__init__()
+        self.test = test
+        self.workload = (workload_mod.Workload.parse(workload)
+                         if isinstance(workload, str) else workload)
+        self.speed = speed
+        self.migrations = []
+        self._lock = threading.Lock()
+        self._by_domain = {}
+
+    def _setUp(self):
+        self._suspend = fakelibvirt.Domain.suspend
+        for name, method in (
+                ('migrateToURI3', self._migrate),
+                ('jobStats', self._job_stats),
+                ('migrateStartPostCopy', self._start_postcopy),
+                ('abortJob', self._abort),
+                ('migrateSetMaxDowntime', self._set_max_downtime),
+                ('suspend', self._suspend_guest),
+                ('state', self._state)):
+            # Plain functions, which Python binds as methods of Domain (a
+            # bound method would miss the domain where the attribute is
+            # new, e.g. migrateStartPostCopy).
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.tests.fixtures.libvirt.Domain.' + name,
+                _as_function(method)))
+
+    @property
+    def last(self):
+        return self.migrations[-1] if self.migrations else None
+
+    # -- the fake domain's methods -------------------------------------------
+
+    def _running(self, domain):
+        return self._by_domain.get(id(domain))
+
+    def _migrate(self, domain, dconnuri, params, flags):
+        migration = Migration(
+            model_mod.MigrationModel(
+                self.workload,
+                postcopy_enabled=bool(flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)),
+            flags, dict(params), time.time())
+        with self._lock:
+            self.migrations.append(migration)
+            self._by_domain[id(domain)] = migration
+        domain._job_type = fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED
+        model = migration.model
+        while True:
+            with self._lock:
+                model.advance_to((time.time() - migration.started)
+                                 * self.speed)
+                if model.finished:
+                    break
+            time.sleep(0.02)
+        with self._lock:
+            del self._by_domain[id(domain)]
+        if model.state == 'completed':
+            dest_conn = self.test.dest.driver._host.get_connection()
+            dest_conn.createXML(params['destination_xml'],
+                                'fake-createXML-doesnt-care-about-flags')
+            domain.complete_job()
+            return
+        if model.state == 'aborted':
+            domain._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
+            raise fakelibvirt.make_libvirtError(
+                fakelibvirt.libvirtError,
+                'operation aborted: migration out job: canceled by client',
+                error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
+        # Post-copy lost the link: the destination runs the guest's
+        # younger half, the source keeps the rest, paused.
+        dest_conn = self.test.dest.driver._host.get_connection()
+        dest_conn.createXML(params['destination_xml'],
+                            'fake-createXML-doesnt-care-about-flags')
+        domain._state = PAUSED
+        domain.fail_job()
+        raise fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError,
+            'operation failed: job \'migration out\' failed in post-copy '
+            'phase', error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
+
+    def _job_stats(self, domain, flags=0):
+        migration = self._running(domain)
+        if migration is None:
+            return {'type': domain._job_type}
+        with self._lock:
+            migration.jobstats_reads += 1
+            stats = migration.model.job_stats()
+        return stats or {'type': fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED}
+
+    def _start_postcopy(self, domain, flags=0):
+        migration = self._running(domain)
+        with self._lock:
+            if migration is not None:
+                migration.switch_requests += 1
+            if migration is None or not migration.model.request_postcopy():
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError,
+                    'Requested operation is not valid: post-copy migration '
+                    'is not enabled',
+                    error_code=fakelibvirt.VIR_ERR_OPERATION_INVALID)
+
+    def _abort(self, domain, flags=0):
+        migration = self._running(domain)
+        if migration is None:
+            return
+        with self._lock:
+            migration.abort_requests += 1
+            if migration.model.state != 'precopy':
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError,
+                    'Requested operation is not valid: cannot abort '
+                    'migration in post-copy mode',
+                    error_code=fakelibvirt.VIR_ERR_OPERATION_INVALID)
+            migration.model.request_abort()
+
+    def _set_max_downtime(self, domain, downtime, flags=0):
+        migration = self._running(domain)
+        if migration is not None:
+            with self._lock:
+                migration.model.set_max_downtime(downtime)
+
+    def _suspend_guest(self, domain):
+        migration = self._running(domain)
+        if migration is not None:
+            with self._lock:
+                migration.model.pause_guest()
+        return self._suspend(domain)
+
+    def _state(self, domain, flags=0):
+        migration = self._running(domain)
+        if migration is not None and migration.model.state == 'postcopy':
+            return [PAUSED, PAUSED_POSTCOPY]
+        if domain._state == PAUSED and domain._job_type == (
+                fakelibvirt.VIR_DOMAIN_JOB_FAILED):
+            return [PAUSED, PAUSED_POSTCOPY_FAILED]
+        return [domain._state, 0]
+
+
+def _as_function(method):
+    def function(domain, *args, **kwargs):
+        return method(domain, *args, **kwargs)
+    return function

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Live migration through Nova's REST API, with our driver on both hosts."""
+
+from nova.tests.functional.api import client
+
+from nova_postcopy.compute import traits
+from nova_postcopy.tests.functional import base
+
+
+class TestNonConverging(base.PostcopyTestBase):
+    WORKLOAD = base.BUSY
+
+    def test_switches_to_postcopy_and_completes(self):
+        self.assertIn(traits.POSTCOPY, self.traits('dest'))
+        self.assertIn(traits.RECOVERY, self.traits('dest'))
+        server = self.boot()
+        server = self.migrate(server)
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('completed', self.migration_record(server)['status'])
+        migration = self.hypervisor.last
+        self.assertTrue(migration.postcopy_flag)
+        self.assertEqual(1, migration.switch_requests)
+        # Right after the first pass, not after Nova's 1600 s timeout.
+        self.assertLess(migration.model.postcopy_started_at, 60)
+        self.assertIn('switch to post-copy (forecast)', self.stdlog.logger.output)
+
+
+class TestConverging(base.PostcopyTestBase):
+    WORKLOAD = base.QUIET
+
+    def test_completes_without_switch(self):
+        server = self.migrate(self.boot())
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        migration = self.hypervisor.last
+        self.assertTrue(migration.postcopy_flag)
+        self.assertEqual(0, migration.switch_requests)
+        self.assertIsNone(migration.model.postcopy_started_at)
+
+
+class TestIncapableDestination(base.PostcopyTestBase):
+    WORKLOAD = base.QUIET
+    HOST_FACTS = {'src': base.READY, 'dest': base.NO_USERFAULTFD}
+
+    def test_migrates_with_precopy(self):
+        self.assertNotIn(traits.POSTCOPY, self.traits('dest'))
+        self.assertIn(traits.POSTCOPY, self.traits('src'))
+        server = self.migrate(self.boot())
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        migration = self.hypervisor.last
+        self.assertFalse(migration.postcopy_flag)
+        self.assertIn('pre-copy only', self.stdlog.logger.output)
+        self.assertIn('does not advertise %s' % traits.POSTCOPY,
+                      self.stdlog.logger.output)
+
+    def test_required_instance_is_refused_before_start(self):
+        server = self.boot(extra_specs={'postcopy:mode': 'required'})
+        # In-process, the conductor's answer (no host passed the checks)
+        # reaches the API call; a real API has already answered 202.
+        self.assertRaises(
+            client.OpenStackApiException, self.api.post_server_action,
+            server['id'], {'os-migrateLive': {'host': None,
+                                              'block_migration': 'auto'}})
+        self._wait_for_migration_status(server, ['error'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([], self.hypervisor.migrations)
+        self.assertIn('requires post-copy', self.stdlog.logger.output)
+        self.assertIn('Userfaultfd not available', self.stdlog.logger.output)
+
+
+class TestForceComplete(base.PostcopyTestBase):
+    WORKLOAD = base.BUSY
+
+    def setUp(self):
+        super().setUp()
+        # Only the budget would end pre-copy: the operator acts first.
+        self.flags(switch_policies=['timeout'], group='postcopy')
+
+    def _force_complete_when_running(self, server):
+        self._wait_for_migration_status(server, ['running'])
+        record = self.migration_record(server)
+        self.api.force_complete_migration(server['id'], record['id'])
+
+    def test_switches_to_postcopy(self):
+        server = self.boot()
+        self.api.post_server_action(
+            server['id'], {'os-migrateLive': {'host': None,
+                                              'block_migration': 'auto'}})
+        self._force_complete_when_running(server)
+        self._wait_for_migration_status(server, ['completed'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(1, self.hypervisor.last.switch_requests)
+        self.assertIn('(force-complete): the operator asked',
+                      self.stdlog.logger.output)
+
+    def test_pauses_when_postcopy_is_forbidden(self):
+        server = self.boot(extra_specs={'postcopy:mode': 'forbidden'})
+        self.api.post_server_action(
+            server['id'], {'os-migrateLive': {'host': None,
+                                              'block_migration': 'auto'}})
+        self._force_complete_when_running(server)
+        self._wait_for_migration_status(server, ['completed'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        migration = self.hypervisor.last
+        self.assertFalse(migration.postcopy_flag)
+        self.assertEqual(0, migration.switch_requests)
+        self.assertIsNotNone(migration.model.paused_at)
+
+
+class TestAbort(base.PostcopyTestBase):
+    WORKLOAD = base.BUSY
+
+    def setUp(self):
+        super().setUp()
+        self.flags(switch_policies=['timeout'], group='postcopy')
+
+    def test_abort_during_precopy_keeps_the_guest_on_the_source(self):
+        server = self.boot()
+        self.api.post_server_action(
+            server['id'], {'os-migrateLive': {'host': None,
+                                              'block_migration': 'auto'}})
+        self._wait_for_migration_status(server, ['running'])
+        record = self.migration_record(server)
+        self.api.delete_migration(server['id'], record['id'])
+        self._wait_for_migration_status(server, ['cancelled'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        migration = self.hypervisor.last
+        self.assertEqual(1, migration.abort_requests)
+        self.assertEqual('aborted', migration.model.state)
+
+
+class TestPostcopyFailure(base.PostcopyTestBase):
+    # The link dies for good right after the switch.
+    WORKLOAD = base.BUSY + ',outage_at_s=22,outage_s=600'
+
+    def test_both_halves_are_left_and_the_instance_says_why(self):
+        server = self.boot()
+        server = self.migrate(server, 'error', 'ERROR')
+        self.assertEqual('failed', self.hypervisor.last.model.state)
+        self.assertIsNotNone(self.hypervisor.last.model.postcopy_started_at)
+        # Nova's rollback would have destroyed the destination's domain.
+        dest_conn = self.dest.driver._host.get_connection()
+        src_conn = self.src.driver._host.get_connection()
+        self.assertTrue(dest_conn.lookupByUUIDString(server['id']))
+        self.assertTrue(src_conn.lookupByUUIDString(server['id']))
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        fault = server['fault']['message']
+        self.assertIn('memory is split between src (paused) and dest', fault)
+        self.assertIn('--postcopy-resume', fault)
+        self.assertLessEqual(len(fault), 255)  # Nova cuts longer ones
