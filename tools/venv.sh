@@ -21,8 +21,16 @@ stamp="$VENV/.installed-$(cat "$TOP/requirements.txt" "$TOP/test-requirements.tx
 if [ ! -e "$stamp" ]; then
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$VENV/bin/pip" install -q -r "$TOP/requirements.txt" -r "$TOP/test-requirements.txt"
-    "$VENV/bin/pip" install -q -e "$TOP"
     touch "$stamp"
+fi
+# A regular install, as on a compute host: the nova/virt/postcopy shim must
+# land inside Nova's own package for compute_driver to find it, which an
+# editable install does not do. Reinstalled every time (seconds), so that
+# what runs is this tree.
+if ! "$VENV/bin/pip" install -q --no-deps --force-reinstall "$TOP" \
+        >"$VENV/install.log" 2>&1; then
+    cat "$VENV/install.log" >&2
+    exit 1
 fi
 export PATH="$VENV/bin:$PATH"
 

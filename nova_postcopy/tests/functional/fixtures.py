@@ -88,10 +88,9 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
         return self._by_domain.get(id(domain))
 
     def _migrate(self, domain, dconnuri, params, flags):
+        postcopy = bool(flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)
         migration = Migration(
-            model_mod.MigrationModel(
-                self.workload,
-                postcopy_enabled=bool(flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)),
+            model_mod.MigrationModel(self.workload, postcopy_enabled=postcopy),
             flags, dict(params), time.time())
         with self._lock:
             self.migrations.append(migration)

@@ -22,7 +22,8 @@ class TestNonConverging(base.PostcopyTestBase):
         self.assertEqual(1, migration.switch_requests)
         # Right after the first pass, not after Nova's 1600 s timeout.
         self.assertLess(migration.model.postcopy_started_at, 60)
-        self.assertIn('switch to post-copy (forecast)', self.stdlog.logger.output)
+        self.assertIn('switch to post-copy (forecast)',
+                      self.stdlog.logger.output)
 
 
 class TestConverging(base.PostcopyTestBase):
