@@ -97,10 +97,16 @@ otherwise with ``precopy_budget_action``.
 
 An empty list means pure pre-copy ended by ``precopy_budget_action``.
 
+In nova-compute, post-copy is allowed per migration by negotiation (both
+hosts ready, the instance's devices and ``postcopy:mode``) and only on hosts
+whose ``[libvirt] live_migration_permit_post_copy`` is True, Nova's
+host-wide permission.
+
 Related options:
 
 * ``precopy_timeout_per_gib``, ``precopy_timeout_max``
 * ``precopy_budget_action``
+* ``[libvirt] live_migration_permit_post_copy``
 """),
     cfg.Opt(
         'precopy_timeout_per_gib',
@@ -116,10 +122,15 @@ each counted as at least 2 GiB, as Nova's
 800 s/GiB lets a 64 GiB instance run pre-copy for 14 hours; the default here
 is KubeVirt's 150 s/GiB. 0 leaves only ``precopy_timeout_max``.
 
+In nova-compute, the budget is the smaller of this one (with its cap) and
+Nova's ``live_migration_completion_timeout``; a 0 on either side means "not
+limited by it", so an operator who tightened Nova's timeout keeps it.
+
 Related options:
 
 * ``precopy_timeout_max``: the absolute cap on this budget
 * ``precopy_budget_action``
+* ``[libvirt] live_migration_completion_timeout``
 """),
     cfg.Opt(
         'precopy_timeout_max',
@@ -129,9 +140,10 @@ Related options:
         help="""
 Absolute cap, in seconds, on the pre-copy budget whatever the instance size.
 
-0 means no cap. ``precopy_timeout_per_gib`` and this option cannot both be 0:
-pre-copy of a guest that dirties memory faster than the network carries it
-would never end.
+0 means no cap. ``precopy_timeout_per_gib`` and this option cannot both be 0
+(in nova-compute: unless Nova's ``live_migration_completion_timeout`` is
+set): pre-copy of a guest that dirties memory faster than the network
+carries it would never end.
 
 Related options:
 
@@ -153,10 +165,15 @@ What ends pre-copy when its budget runs out and no switch to post-copy
 happens: post-copy is not allowed for this migration, or ``timeout`` is not
 among ``switch_policies``, or the network stalled.
 
+In nova-compute, ``[libvirt] live_migration_timeout_action = force_complete``
+keeps Nova's meaning and wins: the budget ends with post-copy where allowed
+(``timeout`` is added to the policies if missing), else with a pause.
+
 Related options:
 
 * ``precopy_timeout_per_gib``, ``precopy_timeout_max``
 * ``switch_policies``
+* ``[libvirt] live_migration_timeout_action``
 """),
     cfg.Opt(
         'max_downtime_ms',
@@ -167,14 +184,17 @@ Related options:
 Target maximum downtime of the switchover, in milliseconds.
 
 Pre-copy converges when the data still to send fits into this time at the
-measured bandwidth; the ``forecast`` policy predicts whether it will. It is
-also the final value of the downtime steps of Nova's
-``[libvirt] live_migration_downtime``, which it overrides for migrations run
-by nova-postcopy.
+measured bandwidth; the ``forecast`` policy predicts whether it will.
+
+For ``nova-postcopy-migrate`` only. In nova-compute, Nova's
+``[libvirt] live_migration_downtime``, ``live_migration_downtime_steps`` and
+``live_migration_downtime_delay`` keep their meaning: the downtime rises in
+Nova's steps, and the forecast judges against the last one.
 
 Related options:
 
 * ``forecast_safety_margin``
+* ``[libvirt] live_migration_downtime``
 """),
     cfg.Opt(
         'stall_window',
