@@ -16,12 +16,20 @@ import time
 from oslo_log import log as logging
 
 from nova_postcopy import jobs
+from nova_postcopy import recovery
 
 LOG = logging.getLogger(__name__)
 libvirt = None
 
 PROBE_SECONDS = 1
 JOB_UNBOUNDED = 2
+# A resume refused at once (link down, QEMU not paused yet) fails within
+# this; one that runs longer was accepted.
+RESUME_REFUSAL_S = 3.0
+STATE_NAMES = {1: 'running', 3: 'paused', 5: 'shut off'}
+REASON_NAMES = {(3, 12): 'post-copy', (3, 13): 'post-copy failed',
+                (1, 10): 'post-copy', (1, 11): 'post-copy failed',
+                (1, 2): 'migrated', (5, 2): 'migrated'}
 
 
 def import_libvirt():
@@ -74,11 +82,14 @@ class LibvirtJob:
     :param flags: VIR_MIGRATE_* flags.
     :param probe_dirty_rate: measure the guest's dirty rate for 1 s first
         (QEMU's calc-dirty-rate), for the forecast policy.
+    :param dest_connection: a connection to the destination as this
+        process reaches it, to report its half after a post-copy failure.
     """
 
     def __init__(self, connection, domain, dest_uri, params, flags,
-                 probe_dirty_rate=True):
+                 probe_dirty_rate=True, dest_connection=None):
         import_libvirt()
+        self.dest_connection = dest_connection
         self.connection = connection
         self.domain = domain
         self.dest_uri = dest_uri
@@ -110,6 +121,15 @@ class LibvirtJob:
                                         name='migration')
         self._thread.start()
 
+    def attach(self):
+        """Watch a migration started elsewhere, without starting one.
+
+        For a failed post-copy left paused, to resume it.
+        """
+        self._register_events()
+        self._started = time.monotonic()
+        self._postcopy = True
+
     def close(self):
         for callback_id in self._callbacks:
             try:
@@ -122,9 +142,10 @@ class LibvirtJob:
     def _now(self):
         return time.monotonic() - self._started
 
-    def _migrate(self):
+    def _migrate(self, flags=None):
         try:
-            self.domain.migrateToURI3(self.dest_uri, self.params, self.flags)
+            self.domain.migrateToURI3(self.dest_uri, self.params,
+                                      self.flags if flags is None else flags)
         except libvirt.libvirtError as error:
             self.error = error
             if self.aborted and not self._postcopy:
@@ -270,3 +291,67 @@ class LibvirtJob:
     def running(self):
         """The migration call has not returned yet."""
         return self._thread is not None and self._thread.is_alive()
+
+    # -- the recovery port -------------------------------------------------
+
+    def recovery_state(self):
+        """Judged from the source domain, not from the call's error."""
+        if self.running():
+            # The original call (or a resume) has not given up yet; with a
+            # short outage QEMU may still finish by itself.
+            return recovery.MIGRATING
+        try:
+            state = tuple(self.domain.state())
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return recovery.COMPLETED
+            return recovery.UNKNOWN
+        if state == (libvirt.VIR_DOMAIN_PAUSED,
+                     libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED):
+            return recovery.PAUSED
+        if state[0] == libvirt.VIR_DOMAIN_SHUTOFF:
+            return recovery.COMPLETED
+        return recovery.MIGRATING
+
+    def resume(self):
+        """Resume with the same URI, parameters and flags."""
+        self.error = None
+        self._thread = threading.Thread(
+            target=self._migrate, name='migration-resume', daemon=True,
+            args=(self.flags | libvirt.VIR_MIGRATE_POSTCOPY_RESUME,))
+        self._thread.start()
+        self._thread.join(RESUME_REFUSAL_S)
+        if not self._thread.is_alive() and self.error is not None:
+            # Refused: drop the failure event the attempt queued.
+            self._drain(jobs.POSTCOPY_FAILED)
+            raise jobs.JobError(str(self.error))
+
+    def _drain(self, kind):
+        kept = [e for e in self.poll_events() if e.kind != kind]
+        for event in kept:
+            self._events.put(event)
+
+    def describe_hosts(self):
+        return 'source: %s; destination: %s' % (
+            _describe(self.domain), _describe(self._dest_domain()))
+
+    def _dest_domain(self):
+        if self.dest_connection is None:
+            return None
+        try:
+            return self.dest_connection.lookupByUUIDString(
+                self.domain.UUIDString())
+        except libvirt.libvirtError:
+            return None
+
+
+def _describe(domain):
+    if domain is None:
+        return 'not known'
+    try:
+        state = tuple(domain.state())
+    except libvirt.libvirtError as error:
+        return 'cannot be asked (%s)' % error.get_error_message()
+    name = STATE_NAMES.get(state[0], 'state %d' % state[0])
+    reason = REASON_NAMES.get(state)
+    return '%s (%s)' % (name, reason) if reason else name

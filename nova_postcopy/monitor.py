@@ -50,6 +50,10 @@ class Outcome:
     passes: int = 0
     decisions: list = dataclasses.field(default_factory=list)
     samples: list = dataclasses.field(default_factory=list)
+    # After a post-copy failure: when it failed (job seconds) and what
+    # recovery did (RecoveryOutcome.as_dict()).
+    postcopy_failed_at_s: typing.Optional[float] = None
+    recovery: typing.Optional[dict] = None
 
     def as_dict(self, with_samples=False):
         data = dataclasses.asdict(self)
@@ -76,11 +80,14 @@ class MigrationMonitor:
     :param name: the migration's name in log lines.
     :param set_downtime: set the context's max downtime when the job
         starts; False where the caller steps it (Nova's downtime steps).
+    :param recovery: called with the job after a post-copy failure, returns
+        a :class:`nova_postcopy.recovery.PostcopyRecovery`; None leaves the
+        failure to the caller.
     """
 
     def __init__(self, chain, context, clock, poll_interval=0.5,
                  horizon_s=None, on_poll=None, record_samples=False,
-                 name='migration', set_downtime=True):
+                 name='migration', set_downtime=True, recovery=None):
         self.chain = chain
         self.context = context
         self.clock = clock
@@ -90,6 +97,7 @@ class MigrationMonitor:
         self.record_samples = record_samples
         self.name = name
         self.set_downtime = set_downtime
+        self.recovery = recovery
 
     def run(self, job):
         started = self.clock.now()
@@ -113,8 +121,29 @@ class MigrationMonitor:
             if self.on_poll is not None:
                 self.on_poll(tracker, decision)
             self.clock.sleep(self.poll_interval)
+        if (state.ending is not None
+                and state.ending.kind == jobs.POSTCOPY_FAILED):
+            self._recover(job, outcome, state, started)
         self._finish(job, outcome, tracker, state, self.clock.now() - started)
         return outcome
+
+    def _recover(self, job, outcome, state, started):
+        failed = state.ending
+        outcome.postcopy_failed_at_s = (failed.at_s if failed.at_s is not None
+                                        else self.clock.now() - started)
+        LOG.warning('%s: post-copy failed at %.1f s: %s', self.name,
+                    outcome.postcopy_failed_at_s, failed.detail or 'no detail')
+        if state.postcopy_started_s is None:
+            # Too short to be seen, but post-copy did start.
+            state.postcopy_started_s = outcome.postcopy_failed_at_s
+            outcome.switched = True
+        if self.recovery is None:
+            return
+        result = self.recovery(job).run()
+        outcome.recovery = result.as_dict()
+        if result.succeeded:
+            state.ending = jobs.JobEvent(jobs.COMPLETED,
+                                         self.clock.now() - started)
 
     def _observe(self, job, stats, tracker, outcome, state):
         """Feed one statistics snapshot; in pre-copy, decide and act."""

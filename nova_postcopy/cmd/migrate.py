@@ -4,7 +4,9 @@
 Pre-copy, peer to peer, with the configured switch policies asked on every
 poll; the switch to post-copy when one decides; the end taken from libvirt's
 events. Ctrl-C during pre-copy aborts the migration and leaves the guest
-running on the source.
+running on the source. A post-copy cut by a network failure is resumed
+until ``[postcopy] recovery_deadline``; after that, ``--resume`` tries
+again.
 """
 
 import argparse
@@ -26,6 +28,7 @@ from nova_postcopy import plugins
 from nova_postcopy.policies import base
 from nova_postcopy.policies import chain
 from nova_postcopy import probe
+from nova_postcopy import recovery
 from nova_postcopy import report
 
 LOG = logging.getLogger(__name__)
@@ -80,7 +83,16 @@ def parse_args(argv):
                         help='nova.conf with a [postcopy] section')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress lines')
-    return parser.parse_args(argv)
+    parser.add_argument('--no-recovery', action='store_true',
+                        help='do not resume a post-copy cut by a network '
+                             'failure; only report it')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume a post-copy migration of DOMAIN that '
+                             'failed and was left paused on the source, '
+                             'with the arguments of the migration')
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    return args
 
 
 def main(argv=None):
@@ -121,24 +133,37 @@ def prepare(args, conf):
         raise UsageError('no domain %r on %s; domains there: %s'
                          % (args.domain, args.source_uri,
                             ', '.join(names) or 'none'))
-    if domain.jobInfo()[0] != lv.VIR_DOMAIN_JOB_NONE:
+    state = tuple(domain.state())
+    failed = (lv.VIR_DOMAIN_PAUSED, lv.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
+    if args.resume and state != failed:
+        raise UsageError('domain %r is not a failed post-copy migration '
+                         '(state %s, expected paused/post-copy failed); '
+                         'nothing to resume' % (args.domain, list(state)))
+    if not args.resume and domain.jobInfo()[0] != lv.VIR_DOMAIN_JOB_NONE:
         raise UsageError('domain %r already has a job running (another '
                          'migration?); wait for it or abort it first'
                          % args.domain)
-    if domain.state()[0] != lv.VIR_DOMAIN_RUNNING:
-        raise UsageError('domain %r is not running (state %s)'
-                         % (args.domain, domain.state()))
+    if not args.resume and state[0] != lv.VIR_DOMAIN_RUNNING:
+        raise UsageError('domain %r is not running (state %s)%s'
+                         % (args.domain, list(state),
+                            '; to resume a failed post-copy, add --resume'
+                            if state == failed else ''))
     host = urllib.parse.urlsplit(args.dest_uri).hostname
     migrate_uri = args.migrate_uri or ('tcp://%s' % host if host else None)
     if not migrate_uri:
         raise UsageError('cannot tell the migration stream address from %s;'
                          ' give --migrate-uri' % args.dest_uri)
     mode = 'forbidden' if args.no_postcopy else args.postcopy_mode
-    plan = negotiate.negotiate(
-        capabilities.judge(probe.host_facts(connection, local=False,
-                                            trial=False)),
-        destination_report(args.dest_check_uri),
-        probe.instance_facts(domain.XMLDesc(0), name=args.domain, mode=mode))
+    if args.resume:
+        plan = negotiate.Plan(True, True, False, 0, (
+            'resuming a failed post-copy migration',))
+    else:
+        plan = negotiate.negotiate(
+            capabilities.judge(probe.host_facts(connection, local=False,
+                                                trial=False)),
+            destination_report(args.dest_check_uri),
+            probe.instance_facts(domain.XMLDesc(0), name=args.domain,
+                                 mode=mode))
     LOG.info('%s: plan: %s', args.domain, plan.summary())
     params = {lv.VIR_MIGRATE_PARAM_URI: migrate_uri}
     if args.bandwidth_mibs:
@@ -150,7 +175,15 @@ def prepare(args, conf):
     if args.policy:
         np_conf.CONF.set_override('switch_policies', args.policy,
                                   'postcopy')
+    dest_connection = None
+    if args.dest_check_uri:
+        try:
+            dest_connection = lv.open(args.dest_check_uri)
+        except lv.libvirtError as error:
+            raise UsageError('cannot connect to the destination %s: %s' % (
+                args.dest_check_uri, error.get_error_message()))
     setup = Setup(connection=connection, domain=domain, name=args.domain,
+                  dest_connection=dest_connection, argv=args.argv,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
                   auto_converge=args.permit_auto_converge,
                   budget_s=budget.precopy_budget_s(
@@ -200,7 +233,30 @@ class Setup(object):
                 # it, slowing the guest is what is left before the budget.
                 flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
         return libvirt_job.LibvirtJob(self.connection, self.domain,
-                                      self.dest_uri, params, flags)
+                                      self.dest_uri, params, flags,
+                                      dest_connection=self.dest_connection)
+
+    def resume_command(self):
+        argv = [a for a in self.argv if a not in ('--resume', '--quiet')]
+        return 'nova-postcopy-migrate --resume %s' % ' '.join(argv)
+
+    def recovery(self, conf, no_recovery):
+        """(factory of the recovery for this migration or None, why not)."""
+        if no_recovery:
+            return None, 'disabled by --no-recovery'
+        if not conf.recovery_deadline:
+            return None, '[postcopy] recovery_deadline = 0'
+        if not self.plan.recovery:
+            return None, 'the plan has no recovery: %s' % '; '.join(
+                r for r in self.plan.reasons if 'recovery' in r)
+
+        def build(job):
+            return recovery.PostcopyRecovery(
+                job, clock.WallClock(), conf.recovery_deadline,
+                max_retry_s=conf.recovery_retry_max, name=self.name,
+                next_step='restore the link, then run: %s'
+                          % self.resume_command())
+        return build, ""
 
     def context(self, postcopy):
         return base.MigrationContext(budget_s=self.budget_s,
@@ -216,7 +272,13 @@ def run(args, conf, setup):
     # the job.
     signal.signal(signal.SIGTERM, _interrupt)
     name = setup.name
+    if args.resume:
+        return resume(conf, setup)
     postcopy = setup.plan.postcopy
+    recover, why_not = setup.recovery(conf, args.no_recovery)
+    if postcopy and recover is None:
+        LOG.info('%s: a post-copy cut by a network failure will not be '
+                 'resumed: %s', name, why_not)
     while True:
         display = _Display(quiet=args.quiet)
         rules = chain.PolicyChain.from_conf(conf)
@@ -225,7 +287,7 @@ def run(args, conf, setup):
         watcher = monitor.MigrationMonitor(
             rules, context, clock.WallClock(),
             poll_interval=conf.poll_interval, on_poll=display.update,
-            record_samples=True, name=name)
+            record_samples=True, name=name, recovery=recover)
         try:
             job.start()
             outcome = watcher.run(job)
@@ -262,6 +324,23 @@ def run(args, conf, setup):
                 outcome.switch_at_s, outcome.switch_policy))
             if outcome.switch_at_s is not None else ''))
     return 0 if outcome.result in ('converged', 'postcopy') else 1
+
+
+def resume(conf, setup):
+    """Resume a failed post-copy left paused (after the deadline)."""
+    job = setup.job(True)
+    job.attach()
+    result = recovery.PostcopyRecovery(
+        job, clock.WallClock(), conf.recovery_deadline or 600,
+        max_retry_s=conf.recovery_retry_max, name=setup.name,
+        next_step='restore the link, then run again: %s'
+                  % setup.resume_command()).run()
+    job.close()
+    print('%s: %s after %.1f s, %d resume attempt(s)' % (
+        setup.name, result.result, result.took_s, len(result.attempts)))
+    if not result.succeeded:
+        print('  %s\n  next: %s' % (result.hosts, result.next_step))
+    return 0 if result.succeeded else 1
 
 
 def refused_postcopy_before_moving(outcome):
@@ -304,6 +383,16 @@ def summary(outcome, name):
             outcome.postcopy_s, outcome.postcopy_requests))
     if outcome.end_reason:
         lines.append('  %s' % outcome.end_reason)
+    if outcome.postcopy_failed_at_s is not None:
+        lines.append('  post-copy failed at %.1f s' % (
+            outcome.postcopy_failed_at_s))
+    if outcome.recovery:
+        rec = outcome.recovery
+        lines.append('  recovery: %s after %.1f s, %d resume attempt(s)' % (
+            rec['result'], rec['took_s'], len(rec['attempts'])))
+        if rec['result'] == 'gave-up':
+            lines.append('  both halves left: %s' % rec['hosts'])
+            lines.append('  next: %s' % rec['next_step'])
     downtime = ('%.0f ms' % outcome.downtime_ms
                 if outcome.downtime_ms is not None else 'not reported')
     lines.append('  downtime %s, %d passes, %.0f MiB sent' % (

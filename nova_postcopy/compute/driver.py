@@ -41,6 +41,7 @@ from nova_postcopy import negotiate
 from nova_postcopy.policies import base
 from nova_postcopy.policies import chain
 from nova_postcopy import probe
+from nova_postcopy import recovery
 
 LOG = logging.getLogger(__name__)
 CONF = libvirt_driver.CONF
@@ -72,7 +73,7 @@ class PostcopyFailed(nova_exception.NovaException):
                '%(source)s (paused) and %(dest)s (running), both kept: do not '
                'reboot or delete. Fix the network, then on %(source)s: virsh '
                'migrate --live --p2p --postcopy --postcopy-resume %(domain)s '
-               '%(uri)s')
+               '%(uri)s. %(detail)s')
 
 
 @dataclasses.dataclass
@@ -84,6 +85,8 @@ class _Migration:
     flags_postcopy: bool
     job: object = None
     watcher: object = None
+    # (uri, params, flags) of the migration call, for a resume.
+    migrate_call: tuple = None
 
 
 class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
@@ -318,12 +321,19 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                 guest, device_names)
         except _libvirt().libvirtError as error:
             job = getattr(planned, 'job', None)
-            if job is None or not job.cancel_requested:
-                raise
-            # libvirt reports a cancelled job as the call's error; the
-            # monitor rolls back and records "cancelled".
-            LOG.info('migration cancelled as requested: %s', error,
-                     instance=instance)
+            if job is not None and job.cancel_requested:
+                # libvirt reports a cancelled job as the call's error; the
+                # monitor rolls back and records "cancelled".
+                LOG.info('migration cancelled as requested: %s', error,
+                         instance=instance)
+                return
+            if job is not None and job.memory_split():
+                # Not the end: the monitor hands the failed post-copy to
+                # recovery, and reports it if that fails too.
+                LOG.warning('post-copy interrupted: %s', error,
+                            instance=instance)
+                return
+            raise
 
     def _live_migration_monitor(self, context, instance, guest, dest,
                                 post_method, recover_method, block_migration,
@@ -353,7 +363,8 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         rules = self._policy_chain(conf)
         watcher = monitor.MigrationMonitor(
             rules, context_, clock, poll_interval=0.5,
-            name='instance %s' % instance.uuid, set_downtime=False)
+            name='instance %s' % instance.uuid, set_downtime=False,
+            recovery=self._recovery(instance, dest, planned, clock, conf))
         if planned is not None:
             planned.job = job
             planned.watcher = watcher
@@ -367,6 +378,36 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                                 migrate_data, job, outcome)
         finally:
             self._clear_empty_migration(instance)
+
+    def _recovery(self, instance, dest, planned, clock, conf):
+        """What resumes this migration's post-copy after a network failure.
+
+        None where the plan has no recovery (a destination libvirt that
+        crashes on resume, versions too old) or it is switched off.
+        """
+        if planned is None or not planned.plan.recovery:
+            return None
+        if not conf.recovery_deadline:
+            return None
+
+        def build(job):
+            job.migrate_call = planned.migrate_call
+            LOG.warning('post-copy to %s failed: recovering (resuming with '
+                        'backoff for up to %d s); the guest runs on %s and '
+                        'neither half will be destroyed', dest,
+                        conf.recovery_deadline, dest, instance=instance)
+            return recovery.PostcopyRecovery(
+                job, clock, conf.recovery_deadline,
+                max_retry_s=conf.recovery_retry_max,
+                name='instance %s' % instance.uuid,
+                next_step=self._resume_command(instance, dest))
+        return build
+
+    def _resume_command(self, instance, dest):
+        return ('on %s: virsh migrate --live --p2p --postcopy '
+                '--postcopy-resume %s %s' % (
+                    self._host.get_hostname(), instance.name,
+                    self._live_migration_uri(dest)))
 
     def _precopy_budget_s(self, data_gib):
         """The smaller of Nova's completion timeout and ours.
@@ -400,7 +441,8 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             post_method(context, instance, dest, block_migration,
                         migrate_data)
         elif outcome.result == 'postcopy-failed':
-            self._postcopy_failed(context, instance, dest, migrate_data, job)
+            self._postcopy_failed(context, instance, dest, migrate_data, job,
+                                  outcome)
         else:
             if outcome.result == 'aborted':
                 status = {'migration_status': 'cancelled'}
@@ -412,9 +454,20 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                 self._host, guest, instance, job.on_migration_failure)
             recover_method(context, instance, dest, migrate_data, **status)
 
-    def _postcopy_failed(self, context, instance, dest, migrate_data, job):
+    def _postcopy_failed(self, context, instance, dest, migrate_data, job,
+                         outcome):
         """Leave both halves alone; tell the operator what to do."""
         source = self._host.get_hostname()
+        if outcome.recovery:
+            detail = ('Not recovered within %.0f s (%d resume attempts); '
+                      'hosts: %s' % (outcome.recovery['took_s'],
+                                     len(outcome.recovery['attempts']),
+                                     outcome.recovery['hosts']))
+        else:
+            planned = self._postcopy_migrations.get(instance.uuid)
+            detail = 'Recovery was not available: %s' % (
+                '; '.join(planned.plan.reasons) if planned else
+                'no plan')
         LOG.error('post-copy migration to %s failed (source domain state '
                   '%s): the guest runs on %s with part of its memory still on '
                   '%s. Neither half is destroyed and Nova\'s rollback is not '
@@ -423,9 +476,16 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                   instance=instance)
         error = PostcopyFailed(dest=dest, source=source,
                                domain=instance.name,
-                               uri=self._live_migration_uri(dest))
-        compute_utils.add_instance_fault_from_exc(context, instance, error)
-        raise error
+                               uri=self._live_migration_uri(dest),
+                               detail=detail)
+        try:
+            raise error
+        except PostcopyFailed:
+            # With the traceback Nova keeps the whole text in the fault's
+            # details; the message is cut at 255 characters.
+            compute_utils.add_instance_fault_from_exc(
+                context, instance, error, sys.exc_info())
+            raise
 
     def live_migration_abort(self, instance):
         planned = self._postcopy_migrations.get(instance['uuid'])
@@ -469,6 +529,7 @@ class _PlannedDomain:
                 params[PARAM_BANDWIDTH_POSTCOPY] = plan.bandwidth_mibs
         elif CONF.libvirt.live_migration_permit_auto_converge:
             flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        self._planned.migrate_call = (dconnuri, dict(params), flags)
         try:
             return self._domain.migrateToURI3(dconnuri, params=params,
                                               flags=flags)
@@ -488,5 +549,6 @@ class _PlannedDomain:
         flags &= ~lv.VIR_MIGRATE_POSTCOPY
         if CONF.libvirt.live_migration_permit_auto_converge:
             flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        self._planned.migrate_call = (dconnuri, dict(params), flags)
         return self._domain.migrateToURI3(dconnuri, params=params,
                                           flags=flags)

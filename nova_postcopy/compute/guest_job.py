@@ -12,11 +12,14 @@ statistics dict libvirt returned, which Nova's ``JobInfo`` would cut down.
 """
 
 import collections
+import queue
+import threading
 
 from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
 from nova_postcopy import jobs
+from nova_postcopy import recovery
 
 LOG = logging.getLogger(__name__)
 
@@ -27,6 +30,10 @@ DOMAIN_RUNNING = 1
 DOMAIN_PAUSED = 3
 PAUSED_POSTCOPY = 12
 PAUSED_POSTCOPY_FAILED = 13
+DOMAIN_SHUTOFF = 5
+# A resume refused at once (link down, QEMU not paused yet) fails within
+# this; one that runs longer was accepted.
+RESUME_REFUSAL_S = 3.0
 _JOBINFO_KEYS = {'comp_cache': 'compression_cache',
                  'comp_bytes': 'compression_bytes',
                  'comp_pages': 'compression_pages',
@@ -87,6 +94,10 @@ class NovaGuestJob:
         self._started = clock.now()
         self._recording = _RecordingDomain(guest._domain)
         guest._domain = self._recording
+        # The migration call as the operation thread made it, for a resume:
+        # (uri, params, flags), set by the driver.
+        self.migrate_call = None
+        self._resumed = None
 
     def close(self):
         self.guest._domain = self._recording._domain
@@ -94,6 +105,8 @@ class NovaGuestJob:
     # -- reading -----------------------------------------------------------
 
     def poll_events(self):
+        if self._resumed is not None:
+            return self._resume_events()
         self._stats = None
         info = self.guest.get_job_info()
         full = self._recording.last_stats
@@ -110,6 +123,13 @@ class NovaGuestJob:
                                         self._elapsed()))
         if info.type == lv.VIR_DOMAIN_JOB_NONE:
             LOG.debug('Migration not running yet', instance=self.instance)
+        elif info.type == lv.VIR_DOMAIN_JOB_UNBOUNDED and (
+                (self.postcopy_started or self.switch_requested)
+                and self.domain_state() == (DOMAIN_PAUSED,
+                                            PAUSED_POSTCOPY_FAILED)):
+            # libvirt keeps a frozen job of type "unbounded" on the source
+            # of a failed post-copy; the domain's state tells.
+            self.ending = jobs.POSTCOPY_FAILED
         elif info.type == lv.VIR_DOMAIN_JOB_UNBOUNDED:
             self._stats = self._stats_dict(info, full)
             if self._operator_asked_to_complete():
@@ -121,7 +141,7 @@ class NovaGuestJob:
                      instance=self.instance)
             self.ending = jobs.COMPLETED
         elif info.type == lv.VIR_DOMAIN_JOB_FAILED:
-            if self._memory_split():
+            if self.memory_split():
                 self.ending = jobs.POSTCOPY_FAILED
             elif self.cancel_requested:
                 # The job is gone before its type said "cancelled".
@@ -165,7 +185,7 @@ class NovaGuestJob:
         return self.switch_requested and self.domain_state() == (
             DOMAIN_PAUSED, PAUSED_POSTCOPY)
 
-    def _memory_split(self):
+    def memory_split(self):
         """After a failure: does the guest's memory live on both hosts?
 
         Only when post-copy started (or was asked for) and the source is
@@ -266,3 +286,61 @@ class NovaGuestJob:
             raise jobs.JobError(str(error))
         # As Nova: a guest paused to converge is resumed if it fails.
         self.on_migration_failure.append('unpause')
+
+    # -- the recovery port -------------------------------------------------
+
+    def recovery_state(self):
+        """Judged from the source domain, not from the call's error."""
+        if self._resumed is not None and self._resumed.is_alive():
+            return recovery.MIGRATING
+        if self._resumed is None and not self.future.done():
+            # The original call has not given up: QEMU may still finish.
+            return recovery.MIGRATING
+        state = self.domain_state()
+        if state is None or state[0] == DOMAIN_SHUTOFF:
+            return recovery.COMPLETED
+        if state == (DOMAIN_PAUSED, PAUSED_POSTCOPY_FAILED):
+            return recovery.PAUSED
+        return recovery.MIGRATING
+
+    def resume(self):
+        """The same call with VIR_MIGRATE_POSTCOPY_RESUME, in a thread."""
+        if self.migrate_call is None:
+            raise jobs.JobError('the migration call is not known')
+        uri, params, flags = self.migrate_call
+        flags |= getattr(self.libvirt, 'VIR_MIGRATE_POSTCOPY_RESUME', 1 << 19)
+        result = {'queue': queue.Queue()}
+
+        def call():
+            try:
+                self._recording._domain.migrateToURI3(uri, params=params,
+                                                      flags=flags)
+                result['queue'].put((jobs.COMPLETED, ''))
+            except self.libvirt.libvirtError as error:
+                result['queue'].put((jobs.POSTCOPY_FAILED, str(error)))
+
+        thread = threading.Thread(target=call, name='postcopy-resume',
+                                  daemon=True)
+        thread.start()
+        thread.join(RESUME_REFUSAL_S)
+        if not thread.is_alive():
+            kind, detail = result['queue'].get()
+            if kind != jobs.COMPLETED:
+                raise jobs.JobError(detail)
+            result['queue'].put((kind, detail))
+        thread.results = result['queue']
+        self._resumed = thread
+
+    def _resume_events(self):
+        try:
+            kind, detail = self._resumed.results.get_nowait()
+        except queue.Empty:
+            return []
+        self._resumed = None if kind != jobs.COMPLETED else self._resumed
+        return [jobs.JobEvent(kind, self._elapsed(), detail=detail)]
+
+    def describe_hosts(self):
+        state = self.domain_state()
+        if state == (DOMAIN_PAUSED, PAUSED_POSTCOPY_FAILED):
+            return 'source paused (post-copy failed)'
+        return 'source in state %s' % (state,)

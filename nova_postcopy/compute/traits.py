@@ -60,10 +60,9 @@ def report_from_traits(hostname, traits, qemu_version=None):
         capabilities.Check(
             'recovery',
             capabilities.PASS if RECOVERY in traits else capabilities.FAIL,
-            'the destination advertises %s' % RECOVERY
-            if RECOVERY in traits else
-            'the destination does not advertise %s (its libvirt or QEMU '
-            'cannot resume a post-copy safely)' % RECOVERY),
+            '%s advertised' % RECOVERY if RECOVERY in traits else
+            '%s not advertised (its libvirt or QEMU cannot resume a '
+            'post-copy safely)' % RECOVERY),
     )
     return capabilities.HostReport(
         capabilities.HostFacts(hostname=hostname, qemu_version=qemu_version),

@@ -303,6 +303,41 @@ phase in which page faults slow the guest, as early as possible.
 Seconds between two reads of the migration's statistics, at which the switch
 policies are asked. Nova polls every 0.5 s.
 """),
+    cfg.Opt(
+        'recovery_deadline',
+        type=_bounded(int, 0, 86400, unit=' s'),
+        default=600,
+        mutable=True,
+        help="""
+Seconds during which a post-copy migration interrupted by a network failure
+is resumed (libvirt's ``VIR_MIGRATE_POSTCOPY_RESUME``), retrying with
+backoff. Until it succeeds the guest runs on the destination and waits for
+pages still on the source; neither half is ever destroyed. After the
+deadline both halves stay as they are and the operator is told how to
+resume by hand. 0 disables recovery (the failure is only reported).
+
+Recovery needs libvirt 8.5 and QEMU 3.0 on both hosts; libvirt 11.3.x
+crashes the destination's libvirtd on a resume, so a plan with such a
+destination says "no recovery" before the migration starts.
+
+Related options:
+
+* ``recovery_retry_max``
+"""),
+    cfg.Opt(
+        'recovery_retry_max',
+        type=_bounded(float, 0.5, 300, unit=' s'),
+        default=10.0,
+        mutable=True,
+        help="""
+Longest wait, in seconds, between two resume attempts. Attempts start 1 s
+apart and double up to this, so a short cut is recovered within about a
+second of the link coming back and a long one costs little.
+
+Related options:
+
+* ``recovery_deadline``
+"""),
 ]
 
 

@@ -2,6 +2,7 @@
 """The job port over the migration model, on a virtual clock."""
 
 from nova_postcopy import jobs
+from nova_postcopy import recovery
 
 
 class SimulatedJob:
@@ -50,3 +51,25 @@ class SimulatedJob:
 
     def completed_stats(self):
         return self.model.completed_stats()
+
+    # -- the recovery port ---------------------------------------------------
+
+    def recovery_state(self):
+        self._catch_up()
+        if self.model.state == 'completed':
+            return recovery.COMPLETED
+        if self.model.state == 'postcopy-paused':
+            return recovery.PAUSED
+        return recovery.MIGRATING
+
+    def resume(self):
+        self._catch_up()
+        if not self.model.request_resume():
+            raise jobs.JobError('unable to connect to the destination: the '
+                                'link is still down')
+
+    def describe_hosts(self):
+        self._catch_up()
+        return ('source paused (post-copy failed), destination running '
+                '(post-copy failed)' if self.model.state == 'postcopy-paused'
+                else 'model state %s' % self.model.state)

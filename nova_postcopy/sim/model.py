@@ -22,8 +22,11 @@ What it models, and why:
 * Post-copy: a short stop (device state, discard bitmap, round trips), then
   the rest is pushed in the background while the guest faults on missing
   pages of its working set, each fault a round trip plus a page. An outage
-  during post-copy fails the migration: QEMU pauses post-copy and the guest
-  is lost unless it is recovered.
+  during post-copy fails the migration: QEMU pauses post-copy
+  (``postcopy-paused``), and the guest is lost unless the migration is
+  resumed once the link is back (:meth:`MigrationModel.request_resume`).
+  ``recovery=True`` models an instant resume: post-copy waits the outage
+  out.
 
 Times are job seconds; sizes are bytes. The model is deterministic for a
 given workload (its seed drives the jitter).
@@ -89,6 +92,7 @@ class MigrationModel:
         self.switch_at = None
         self.abort_at = None
         self.postcopy_started_at = None
+        self.resumed_at = None
         self.postcopy_pending = 0.0
         self.postcopy_wss_missing = 0.0
         self.postcopy_requests = 0.0
@@ -161,6 +165,17 @@ class MigrationModel:
             self.switch_at = self.t + SWITCH_LATENCY_S
         return True
 
+    def request_resume(self):
+        """Like a POSTCOPY_RESUME migration.
+
+        Only a paused post-copy over a working link can resume.
+        """
+        if self.state != 'postcopy-paused' or not self.bandwidth(self.t):
+            return False
+        self.state = 'postcopy'
+        self.resumed_at = self.t
+        return True
+
     def request_abort(self):
         if self.state == 'precopy':
             self.abort_at = self.t + SWITCH_LATENCY_S
@@ -189,6 +204,8 @@ class MigrationModel:
             end = min(target, self._next_tick, self._next_boundary())
             if self.state == 'precopy':
                 self._precopy(end)
+            elif self.state == 'postcopy-paused':
+                self.t = end  # both halves wait for a resume
             elif self.state == 'stopped':
                 self._stopped(end)
             else:
@@ -316,7 +333,7 @@ class MigrationModel:
             bandwidth = self.uncapped
         if bandwidth == 0:
             if not self.recovery:
-                self.state = 'failed'
+                self.state = 'postcopy-paused'
                 self.events.append((self.t, 'postcopy-failed', None))
                 return
             self.t = end

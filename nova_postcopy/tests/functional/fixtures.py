@@ -15,6 +15,7 @@ import threading
 import time
 
 import fixtures
+from lxml import etree
 from nova.tests.fixtures import libvirt as fakelibvirt
 
 from nova_postcopy.sim import model as model_mod
@@ -23,6 +24,7 @@ from nova_postcopy.sim import workload as workload_mod
 PAUSED = 3
 PAUSED_POSTCOPY = 12
 PAUSED_POSTCOPY_FAILED = 13
+POSTCOPY_RESUME = 1 << 19   # VIR_MIGRATE_POSTCOPY_RESUME; not in fakelibvirt
 
 
 class Migration:
@@ -35,7 +37,10 @@ class Migration:
         self.started = started
         self.switch_requests = 0
         self.abort_requests = 0
+        self.resume_requests = 0
         self.jobstats_reads = 0
+        # Post-copy lost the link: QEMU paused both halves.
+        self.postcopy_failed = False
 
     @property
     def postcopy_flag(self):
@@ -88,6 +93,8 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
         return self._by_domain.get(id(domain))
 
     def _migrate(self, domain, dconnuri, params, flags):
+        if flags & POSTCOPY_RESUME:
+            return self._resume(domain)
         postcopy = bool(flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)
         migration = Migration(
             model_mod.MigrationModel(self.workload, postcopy_enabled=postcopy),
@@ -96,20 +103,35 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
             self.migrations.append(migration)
             self._by_domain[id(domain)] = migration
         domain._job_type = fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED
+        return self._run(domain, migration)
+
+    def _advance(self, migration):
+        migration.model.advance_to((time.time() - migration.started)
+                                   * self.speed)
+
+    def _run(self, domain, migration):
         model = migration.model
         while True:
             with self._lock:
-                model.advance_to((time.time() - migration.started)
-                                 * self.speed)
-                if model.finished:
+                self._advance(migration)
+                if model.finished or model.state == 'postcopy-paused':
                     break
             time.sleep(0.02)
+        if model.state == 'postcopy-paused':
+            # The destination runs the guest's younger half; the source
+            # keeps the rest, paused; libvirt keeps a frozen job on it.
+            self._create_on_dest(migration)
+            migration.postcopy_failed = True
+            domain._state = PAUSED
+            raise fakelibvirt.make_libvirtError(
+                fakelibvirt.libvirtError,
+                'operation failed: job \'migration out\' failed in '
+                'post-copy phase',
+                error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
         with self._lock:
             del self._by_domain[id(domain)]
         if model.state == 'completed':
-            dest_conn = self.test.dest.driver._host.get_connection()
-            dest_conn.createXML(params['destination_xml'],
-                                'fake-createXML-doesnt-care-about-flags')
+            self._create_on_dest(migration)
             domain.complete_job()
             return
         if model.state == 'aborted':
@@ -118,17 +140,31 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
                 fakelibvirt.libvirtError,
                 'operation aborted: migration out job: canceled by client',
                 error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
-        # Post-copy lost the link: the destination runs the guest's
-        # younger half, the source keeps the rest, paused.
+        raise AssertionError('unexpected model state %s' % model.state)
+
+    def _create_on_dest(self, migration):
         dest_conn = self.test.dest.driver._host.get_connection()
-        dest_conn.createXML(params['destination_xml'],
-                            'fake-createXML-doesnt-care-about-flags')
-        domain._state = PAUSED
-        domain.fail_job()
-        raise fakelibvirt.make_libvirtError(
-            fakelibvirt.libvirtError,
-            'operation failed: job \'migration out\' failed in post-copy '
-            'phase', error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
+        uuid = etree.fromstring(
+            migration.params['destination_xml']).findtext('./uuid')
+        try:
+            dest_conn.lookupByUUIDString(uuid)
+        except fakelibvirt.libvirtError:
+            dest_conn.createXML(migration.params['destination_xml'],
+                                'fake-createXML-doesnt-care-about-flags')
+
+    def _resume(self, domain):
+        migration = self._running(domain)
+        with self._lock:
+            if migration is not None:
+                migration.resume_requests += 1
+                self._advance(migration)
+            if migration is None or not migration.model.request_resume():
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError,
+                    'unable to connect to server: No route to host',
+                    error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
+            migration.postcopy_failed = False
+        return self._run(domain, migration)
 
     def _job_stats(self, domain, flags=0):
         migration = self._running(domain)
@@ -180,11 +216,10 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
 
     def _state(self, domain, flags=0):
         migration = self._running(domain)
+        if migration is not None and migration.postcopy_failed:
+            return [PAUSED, PAUSED_POSTCOPY_FAILED]
         if migration is not None and migration.model.state == 'postcopy':
             return [PAUSED, PAUSED_POSTCOPY]
-        if domain._state == PAUSED and domain._job_type == (
-                fakelibvirt.VIR_DOMAIN_JOB_FAILED):
-            return [PAUSED, PAUSED_POSTCOPY_FAILED]
         return [domain._state, 0]
 
 
