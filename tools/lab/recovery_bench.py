@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Cut the lab's link in post-copy, N times, with and without recovery.
+
+Each run: a guest rewriting 384 MiB at 8 MiB/s, migrated A -> B with
+nova-postcopy-migrate (switch after the first pass, post-copy background
+capped at 4 MiB/s so that the phase lasts); once A's domain is paused in
+post-copy, A's link goes down for 2-20 s. Measured: seconds from the cut
+to the end of the migration, and whether the guest is healthy on B.
+TCP gives up after 3 retransmissions in both hosts (as on a migration
+network tuned for recovery), restored afterwards.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
+DEST = 'qemu+tcp://10.250.0.2/system'
+POSTCOPY = [3, 12]
+
+
+def lab(*args):
+    return subprocess.run([LAB] + list(args), check=True, text=True,
+                          stdout=subprocess.PIPE).stdout.strip()
+
+
+def tcp_retries2(value):
+    for host in ('hostA', 'hostB'):
+        subprocess.run(['ip', 'netns', 'exec', host, 'sysctl', '-qw',
+                        'net.ipv4.tcp_retries2=%d' % value], check=True)
+
+
+def state(name):
+    import libvirt
+    libvirt.registerErrorHandler(lambda *a: None, None)
+    connection = libvirt.open(lab('uri', 'A'))
+    try:
+        return connection.lookupByName(name).state()
+    except libvirt.libvirtError:
+        return None
+    finally:
+        connection.close()
+
+
+def one_run(outage_s, recover, workdir):
+    name = 'rb%s' % uuid.uuid4().hex[:6]
+    lab('guest', name, '--ram-mib', '512', '--wss-mib', '384',
+        '--dirty-mibs', '8')
+    config = os.path.join(workdir, 'nova.conf')
+    with open(config, 'w') as handle:
+        handle.write('[postcopy]\nswitch_policies = first_pass\n'
+                     'postcopy_bandwidth_mibs = 4\nrecovery_deadline = 120\n'
+                     'recovery_retry_max = 2\n')
+    report = os.path.join(workdir, '%s.json' % name)
+    cut = {}
+
+    def cutter():
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if state(name) == POSTCOPY:
+                lab('link', 'A', 'down')
+                cut['at'] = time.monotonic()
+                time.sleep(outage_s)
+                lab('link', 'A', 'up')
+                return
+            time.sleep(0.1)
+
+    argv = ['nova-postcopy-migrate', lab('uri', 'A'), DEST, name,
+            '--bandwidth-mibs', '32', '--dest-check-uri', lab('uri', 'B'),
+            '--config-file', config, '--report', report, '--quiet']
+    if not recover:
+        argv.append('--no-recovery')
+    thread = threading.Thread(target=cutter, daemon=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    thread.start()
+    output, _ = process.communicate(timeout=900)
+    ended = time.monotonic()
+    thread.join(30)
+    lab('link', 'A', 'up')
+    health = json.loads(lab('check', name))
+    with open(report) as handle:
+        data = json.load(handle)
+    lab('destroy', name)
+    survived = (process.returncode == 0 and health['host'] == 'B'
+                and health['running'] and health['counter_advanced']
+                and health['memory_errors'] == 0 and not health['panic'])
+    recovery = data.get('recovery') or {}
+    return {'outage_s': outage_s, 'cut': 'at' in cut,
+            'cut_to_end_s': round(ended - cut['at'], 1) if 'at' in cut
+            else None,
+            'result': data.get('result'),
+            'recovery': recovery.get('result'),
+            'attempts': len(recovery.get('attempts', [])),
+            'survived': survived, 'health': health,
+            'output_tail': output.strip().splitlines()[-3:]}
+
+
+def outages(runs):
+    if runs == 1:
+        return [8.0]
+    return [round(2 + 18.0 * i / (runs - 1), 1) for i in range(runs)]
+
+
+def summary(label, results):
+    times = [r['cut_to_end_s'] for r in results
+             if r['cut_to_end_s'] is not None and r['survived']]
+    alive = sum(r['survived'] for r in results)
+    line = '%-18s survived %d/%d' % (label, alive, len(results))
+    if times:
+        line += ', cut to completion median %.1f s, max %.1f s' % (
+            statistics.median(times), max(times))
+    return line
+
+
+def main():
+    parser = argparse.ArgumentParser(prog='recovery-bench',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--json', metavar='FILE')
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error('--runs must be at least 1')
+    tcp_retries2(3)
+    results = {'recovery': [], 'baseline': []}
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            for label, recover in (('baseline', False), ('recovery', True)):
+                for outage in outages(args.runs):
+                    result = one_run(outage, recover, workdir)
+                    results[label].append(result)
+                    print('%-9s outage %4.1f s: %s%s, %s' % (
+                        label, outage,
+                        result['result'],
+                        ' (%s, %d attempts)' % (result['recovery'],
+                                                result['attempts'])
+                        if result['recovery'] else '',
+                        'healthy on B after %.1f s' % result['cut_to_end_s']
+                        if result['survived'] else
+                        'NOT healthy on B: %s' % result['health']),
+                        flush=True)
+    finally:
+        tcp_retries2(15)
+        lab('link', 'A', 'up')
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump(results, handle, indent=1)
+    print(summary('without recovery:', results['baseline']))
+    print(summary('with recovery:', results['recovery']))
+    alive = sum(r['survived'] for r in results['recovery'])
+    print('survived %d/%d' % (alive, len(results['recovery'])))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
