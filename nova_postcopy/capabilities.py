@@ -24,6 +24,8 @@ QEMU_RESUME = (3, 0, 0)
 LIBVIRT_RESUME_BROKEN = ((11, 3, 0), (11, 3, 999))
 LIBVIRT_RESUME_KNOWN_GOOD = (12, 8, 0)
 QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
+# userfaultfd learned hugetlbfs (and shmem) in Linux 4.11.
+KERNEL_HUGETLBFS_USERFAULT = (4, 11)
 
 UDEV_RULE = ('KERNEL=="userfaultfd", GROUP="<the QEMU group>", '
              'MODE="0660"')

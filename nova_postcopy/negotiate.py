@@ -63,6 +63,13 @@ def instance_checks(instance, source, destination):
         refuse('file-backed-memory', 'guest memory backed by a file needs '
                'every process sharing it to handle userfaults')
     if instance.hugepage_kib:
+        old = [host.hostname or 'a host' for host in (source, destination)
+               if host.kernel is not None
+               and host.kernel < capabilities.KERNEL_HUGETLBFS_USERFAULT]
+        if old:
+            refuse('hugepages', 'userfaultfd on huge pages (hugetlbfs) needs '
+                   'Linux 4.11; %s runs an older kernel' % ', '.join(old),
+                   'upgrade the kernel')
         sizes = destination.hugepage_sizes_kib
         if sizes is not None and instance.hugepage_kib not in sizes:
             refuse('hugepages', 'the instance uses %d KiB huge pages, the '

@@ -9,3 +9,16 @@ class TestTrixie(test_migrations.SwitchesAfterRealPasses, base.LabTestCase):
     suite = 'trixie'
     # QEMU 10.0 counts 1, 2, 3: one per pass, and one at the switch.
     counter_races = False
+
+    def test_plan_says_recovery_is_unavailable_before_migrating(self):
+        name = self.quiet_guest()
+        code, report, output = self.migrate(
+            name, '--dest-check-uri', base.lab('uri', 'B'))
+        self.assertEqual(0, code, output)
+        self.assertIn('recovery off', report['plan'])
+        self.assertIn('11.3.0 crashes the destination libvirtd',
+                      report['plan'])
+        self.assertIn('will not be resumed', output)
+        # Said before any memory moved.
+        self.assertLess(output.index('recovery off'),
+                        output.index('migrating to'))

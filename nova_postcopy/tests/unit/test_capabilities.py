@@ -176,6 +176,11 @@ class TestNegotiate(base.TestCase):
         self.assertIn('QEMU 10.1', multifd.summary())
         self.assertTrue(self.plan(parallel_connections=4).postcopy)
         self.assertTrue(self.plan(hugepage_kib=2048).postcopy)
+        old_kernel = negotiate.negotiate(
+            caps.judge(READY), caps.judge(replace(READY, kernel=(4, 9))),
+            negotiate.InstanceFacts(hugepage_kib=2048))
+        self.assertFalse(old_kernel.postcopy)
+        self.assertIn('Linux 4.11', old_kernel.summary())
 
 
 class TestInstanceFromXml(base.TestCase):
