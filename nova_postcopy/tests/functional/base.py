@@ -85,11 +85,15 @@ class PostcopyTestBase(libvirt_base.ServersTestBase,
                               postcopy_driver.PostcopyLibvirtDriver)
         return server
 
-    def migrate(self, server, migration_status='completed',
-                server_status='ACTIVE'):
+    def start_migration(self, server):
+        """``openstack server migrate --live-migration``, scheduler's pick."""
         self.api.post_server_action(
             server['id'], {'os-migrateLive': {'host': None,
                                               'block_migration': 'auto'}})
+
+    def migrate(self, server, migration_status='completed',
+                server_status='ACTIVE'):
+        self.start_migration(server)
         self.wait_for_migration(server, migration_status)
         return self._wait_for_state_change(server, server_status)
 

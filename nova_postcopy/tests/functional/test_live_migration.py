@@ -59,10 +59,8 @@ class TestIncapableDestination(base.PostcopyTestBase):
         server = self.boot(extra_specs={'postcopy:mode': 'required'})
         # In-process, the conductor's answer (no host passed the checks)
         # reaches the API call; a real API has already answered 202.
-        self.assertRaises(
-            client.OpenStackApiException, self.api.post_server_action,
-            server['id'], {'os-migrateLive': {'host': None,
-                                              'block_migration': 'auto'}})
+        self.assertRaises(client.OpenStackApiException,
+                          self.start_migration, server)
         self._wait_for_migration_status(server, ['error'])
         server = self._wait_for_state_change(server, 'ACTIVE')
         self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
@@ -86,9 +84,7 @@ class TestForceComplete(base.PostcopyTestBase):
 
     def test_switches_to_postcopy(self):
         server = self.boot()
-        self.api.post_server_action(
-            server['id'], {'os-migrateLive': {'host': None,
-                                              'block_migration': 'auto'}})
+        self.start_migration(server)
         self._force_complete_when_running(server)
         self._wait_for_migration_status(server, ['completed'])
         server = self._wait_for_state_change(server, 'ACTIVE')
@@ -99,9 +95,7 @@ class TestForceComplete(base.PostcopyTestBase):
 
     def test_pauses_when_postcopy_is_forbidden(self):
         server = self.boot(extra_specs={'postcopy:mode': 'forbidden'})
-        self.api.post_server_action(
-            server['id'], {'os-migrateLive': {'host': None,
-                                              'block_migration': 'auto'}})
+        self.start_migration(server)
         self._force_complete_when_running(server)
         self._wait_for_migration_status(server, ['completed'])
         server = self._wait_for_state_change(server, 'ACTIVE')
@@ -121,9 +115,7 @@ class TestAbort(base.PostcopyTestBase):
 
     def test_abort_during_precopy_keeps_the_guest_on_the_source(self):
         server = self.boot()
-        self.api.post_server_action(
-            server['id'], {'os-migrateLive': {'host': None,
-                                              'block_migration': 'auto'}})
+        self.start_migration(server)
         self._wait_for_migration_status(server, ['running'])
         record = self.migration_record(server)
         self.api.delete_migration(server['id'], record['id'])
