@@ -17,12 +17,15 @@ PASS, FAIL, UNKNOWN = 'pass', 'fail', 'unknown'
 LIBVIRT_POSTCOPY = (1, 3, 3)
 LIBVIRT_RESUME = (8, 5, 0)
 QEMU_RESUME = (3, 0, 0)
-# libvirt 11.3.0 dereferences a NULL fd in qemuMigrationDstPrepareResume:
-# the destination libvirtd crashes on a post-copy resume (seen on Debian
-# 13's 11.3.0-3+deb13u3 and bookworm-backports' 11.3.0-2~bpo12+1); 12.8.0
-# resumed 7 times out of 7 on the lab. Releases in between are untested.
-LIBVIRT_RESUME_BROKEN = ((11, 3, 0), (11, 3, 999))
-LIBVIRT_RESUME_KNOWN_GOOD = (12, 8, 0)
+# libvirt 11.2.0 and 11.3.x crash the destination's daemon on a post-copy
+# resume (a NULL fd dereferenced below qemuMigrationDstPrepareResume; seen
+# on the lab with Debian 13's 11.3.0-3+deb13u3 and bookworm-backports'
+# 11.3.0-2~bpo12+1). Upstream's NEWS.rst, v11.4.0 (2025-06-02), bug fixes:
+# "qemu: Fix virtqemud crash when resuming failed post-copy migration. A
+# regression introduced in libvirt-11.2.0 caused virtqemud on the
+# destination host to crash when trying to resume failed post-copy
+# migration." 12.8.0 resumed on the lab (research 7/7, lab tests).
+LIBVIRT_RESUME_BROKEN = ((11, 2, 0), (11, 3, 999))
 QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
 # userfaultfd learned hugetlbfs (and shmem) in Linux 4.11.
 KERNEL_HUGETLBFS_USERFAULT = (4, 11)
@@ -213,13 +216,9 @@ def check_recovery(facts):
     low, high = LIBVIRT_RESUME_BROKEN
     if low <= lv <= high:
         return Check(name, FAIL, 'libvirt %s crashes the destination '
-                     'libvirtd on a post-copy resume (NULL fd in '
-                     'qemuMigrationDstPrepareResume)' % version_text(lv),
-                     'upgrade libvirt (12.8.0 resumes)')
-    if lv < LIBVIRT_RESUME_KNOWN_GOOD and lv > high:
-        return Check(name, UNKNOWN, 'libvirt %s is untested for post-copy '
-                     'resume (11.3.0 crashes, 12.8.0 works)'
-                     % version_text(lv))
+                     'libvirtd on a post-copy resume (a regression of '
+                     '11.2.0, fixed in 11.4.0)' % version_text(lv),
+                     'upgrade libvirt to 11.4.0 or later')
     return Check(name, PASS, 'libvirt %s and QEMU %s resume a post-copy '
                  'interrupted by a network failure'
                  % (version_text(lv), version_text(qemu)))

@@ -82,9 +82,13 @@ class TestVersions(base.TestCase):
         broken = caps.check_recovery(LOCKED)
         self.assertEqual(caps.FAIL, broken.status)
         self.assertIn('crashes the destination libvirtd', broken.why)
-        untested = caps.check_recovery(replace(READY,
-                                               libvirt_version=(12, 0, 0)))
-        self.assertEqual(caps.UNKNOWN, untested.status)
+        self.assertIn('fixed in 11.4.0', broken.why)
+        for version, status in (((11, 2, 0), caps.FAIL),
+                                ((11, 1, 0), caps.PASS),
+                                ((11, 4, 0), caps.PASS),
+                                ((12, 0, 0), caps.PASS)):
+            self.assertEqual(status, caps.check_recovery(
+                replace(READY, libvirt_version=version)).status, version)
         old = caps.check_recovery(replace(READY, libvirt_version=(8, 0, 0)))
         self.assertEqual(caps.FAIL, old.status)
 
