@@ -68,6 +68,18 @@ class TestIncapableDestination(base.PostcopyTestBase):
         self.assertIn('requires post-copy', self.stdlog.logger.output)
         self.assertIn('Userfaultfd not available', self.stdlog.logger.output)
 
+    def test_flavor_requiring_the_trait_is_never_scheduled_there(self):
+        server = self.boot(extra_specs={
+            'trait:%s' % traits.POSTCOPY: 'required'})
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        # The scheduler finds no other host with the trait.
+        self.assertRaises(client.OpenStackApiException,
+                          self.start_migration, server)
+        self.wait_for_migration(server, 'error')
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([], self.hypervisor.migrations)
+
 
 class TestForceComplete(base.PostcopyTestBase):
     WORKLOAD = base.BUSY
