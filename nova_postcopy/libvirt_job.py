@@ -308,8 +308,31 @@ class LibvirtJob:
             return recovery.UNKNOWN
         if state == (libvirt.VIR_DOMAIN_PAUSED,
                      libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED):
-            return recovery.PAUSED
+            return self._destination_recovery_state()
         if state[0] == libvirt.VIR_DOMAIN_SHUTOFF:
+            return recovery.COMPLETED
+        return recovery.MIGRATING
+
+    def _destination_recovery_state(self):
+        """Resume only once the destination has seen the failure too.
+
+        A destination still in post-copy (its QEMU has not noticed the cut,
+        e.g. the link came back first) is not ready to be resumed into:
+        libvirt then waits on that QEMU for ever (seen on the lab). When the
+        destination cannot be asked, the resume is tried.
+        """
+        domain = self._dest_domain()
+        if domain is None:
+            return recovery.PAUSED
+        try:
+            state = tuple(domain.state())
+        except libvirt.libvirtError:
+            return recovery.PAUSED
+        if state == (libvirt.VIR_DOMAIN_RUNNING,
+                     libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED):
+            return recovery.PAUSED
+        if state == (libvirt.VIR_DOMAIN_RUNNING,
+                     libvirt.VIR_DOMAIN_RUNNING_MIGRATED):
             return recovery.COMPLETED
         return recovery.MIGRATING
 
