@@ -3,8 +3,8 @@
 
 Each run: a guest rewriting 384 MiB at 8 MiB/s, migrated A -> B with
 nova-postcopy-migrate (switch after the first pass, post-copy background
-capped at 4 MiB/s so that the phase lasts); once A's domain is paused in
-post-copy, A's link goes down for 2-20 s. Measured: seconds from the cut
+capped at 4 MiB/s so that the phase lasts); 3 s after A's domain is paused
+in post-copy, A's link goes down for 2-20 s. Measured: seconds from the cut
 to the end of the migration, and whether the guest is healthy on B.
 TCP gives up after 3 retransmissions in both hosts (as on a migration
 network tuned for recovery), restored afterwards.
@@ -66,6 +66,7 @@ def one_run(outage_s, recover, workdir):
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if state(name) == POSTCOPY:
+                time.sleep(3)  # as the lab recipe, see test_recovery.py
                 lab('link', 'A', 'down')
                 cut['at'] = time.monotonic()
                 time.sleep(outage_s)
