@@ -63,9 +63,8 @@ def instance_checks(instance, source, destination):
         refuse('file-backed-memory', 'guest memory backed by a file needs '
                'every process sharing it to handle userfaults')
     if instance.hugepage_kib:
-        old = [host.hostname or 'a host' for host in (source, destination)
-               if host.kernel is not None
-               and host.kernel < capabilities.KERNEL_HUGETLBFS_USERFAULT]
+        old = _older(capabilities.KERNEL_HUGETLBFS_USERFAULT, 'kernel',
+                     (source, destination))
         if old:
             refuse('hugepages', 'userfaultfd on huge pages (hugetlbfs) needs '
                    'Linux 4.11; %s runs an older kernel' % ', '.join(old),
@@ -78,10 +77,9 @@ def instance_checks(instance, source, destination):
                        instance.hugepage_kib,
                        ', '.join(str(s) for s in sorted(sizes)) or 'none'))
     if instance.parallel_connections > 1:
-        too_old = [host.hostname or 'a host'
-                   for host in (source, destination)
-                   if host.qemu_version is None or host.qemu_version
-                   < capabilities.QEMU_MULTIFD_WITH_POSTCOPY]
+        too_old = _older(capabilities.QEMU_MULTIFD_WITH_POSTCOPY,
+                         'qemu_version', (source, destination),
+                         unknown_is_older=True)
         if too_old:
             refuse('multifd', '%d parallel connections with post-copy need '
                    'QEMU 10.1 on both hosts (%s: older or unknown); the '
@@ -98,6 +96,17 @@ def instance_checks(instance, source, destination):
                'a post-copy failure would leave them split between the '
                'hosts')
     return checks
+
+
+def _older(minimum, fact, hosts, unknown_is_older=False):
+    """Names of the hosts whose ``fact`` (a version) is below ``minimum``."""
+    older = []
+    for host in hosts:
+        value = getattr(host, fact)
+        if (value is None and unknown_is_older) or (
+                value is not None and value < minimum):
+            older.append(host.hostname or 'a host')
+    return older
 
 
 @dataclasses.dataclass(frozen=True)
