@@ -101,8 +101,10 @@ class TestRecovery(base.LabTestCase):
         self.assertEqual('gave-up', report['recovery']['result'])
         self.assertIn('source: paused (post-copy failed)',
                       report['recovery']['hosts'])
-        self.assertIn('destination: running (post-copy failed)',
-                      report['recovery']['hosts'])
+        # The destination notices the cut only when it has something to
+        # send (a page request), maybe after the deadline: either state.
+        self.assertRegex(report['recovery']['hosts'],
+                         r'destination: running \(post-copy( failed)?\)')
         self.assertIn('--resume', report['recovery']['next_step'])
         self.assertEqual(POSTCOPY_FAILED, domain_state(name))
         base.lab('link', 'A', 'up')
