@@ -23,9 +23,6 @@ libvirt = None
 
 PROBE_SECONDS = 1
 JOB_UNBOUNDED = 2
-# A resume refused at once (link down, QEMU not paused yet) fails within
-# this; one that runs longer was accepted.
-RESUME_REFUSAL_S = 3.0
 STATE_NAMES = {1: 'running', 3: 'paused', 5: 'shut off'}
 REASON_NAMES = {(3, 12): 'post-copy', (3, 13): 'post-copy failed',
                 (1, 10): 'post-copy', (1, 11): 'post-copy failed',
@@ -343,7 +340,7 @@ class LibvirtJob:
             target=self._migrate, name='migration-resume', daemon=True,
             args=(self.flags | libvirt.VIR_MIGRATE_POSTCOPY_RESUME,))
         self._thread.start()
-        self._thread.join(RESUME_REFUSAL_S)
+        self._thread.join(recovery.RESUME_REFUSAL_S)
         if not self._thread.is_alive() and self.error is not None:
             # Refused: drop the failure event the attempt queued.
             self._drain(jobs.POSTCOPY_FAILED)

@@ -16,6 +16,9 @@ from nova_postcopy import exception
 from nova_postcopy import instance_mode
 
 FAIL = capabilities.FAIL
+# What a destination's QEMU answers at Prepare when it cannot get a
+# userfaultfd; nothing has moved yet, so pre-copy can start clean.
+REFUSED_AT_PREPARE = 'Postcopy is not supported'
 MODES = instance_mode.MODES
 
 

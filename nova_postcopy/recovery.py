@@ -28,6 +28,9 @@ PAUSED = 'paused'          # both halves wait: a resume may be tried
 MIGRATING = 'migrating'    # QEMU still moves pages (or resumes by itself)
 COMPLETED = 'completed'    # the destination has the whole guest
 UNKNOWN = 'unknown'        # the source cannot be asked
+# A resume refused at once (link down, QEMU not paused yet) fails within
+# this; one that runs longer was accepted. Ports wait this long in resume().
+RESUME_REFUSAL_S = 3.0
 
 
 class RecoveryPort(typing.Protocol):

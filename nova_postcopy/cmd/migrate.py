@@ -264,9 +264,6 @@ class Setup(object):
                                      postcopy_allowed=postcopy)
 
 
-REFUSED_AT_PREPARE = 'Postcopy is not supported'
-
-
 def run(args, conf, setup):
     # A service manager's stop is an interrupt too: abort, do not orphan
     # the job.
@@ -350,7 +347,7 @@ def refused_postcopy_before_moving(outcome):
     pre-copy can start clean.
     """
     return (outcome.result == 'failed'
-            and REFUSED_AT_PREPARE in (outcome.end_reason or '')
+            and negotiate.REFUSED_AT_PREPARE in (outcome.end_reason or '')
             and not outcome.bytes_sent)
 
 

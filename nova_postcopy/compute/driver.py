@@ -49,7 +49,6 @@ CONF = libvirt_driver.CONF
 PARAM_BANDWIDTH_POSTCOPY = 'bandwidth.postcopy'
 IMAGE_MODE_KEY = 'image_' + instance_mode.IMAGE_KEY
 PROBE_MAX_AGE_S = 600
-REFUSED_AT_PREPARE = 'Postcopy is not supported'
 
 
 def _libvirt():
@@ -535,7 +534,7 @@ class _PlannedDomain:
                                               flags=flags)
         except lv.libvirtError as error:
             if not (plan.postcopy and self._planned.mode != 'required'
-                    and REFUSED_AT_PREPARE in str(error)):
+                    and negotiate.REFUSED_AT_PREPARE in str(error)):
                 raise
             LOG.info('the destination refused post-copy before any memory '
                      'moved (%s); retrying once as pre-copy', error,

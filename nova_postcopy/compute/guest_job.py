@@ -31,9 +31,6 @@ DOMAIN_PAUSED = 3
 PAUSED_POSTCOPY = 12
 PAUSED_POSTCOPY_FAILED = 13
 DOMAIN_SHUTOFF = 5
-# A resume refused at once (link down, QEMU not paused yet) fails within
-# this; one that runs longer was accepted.
-RESUME_REFUSAL_S = 3.0
 _JOBINFO_KEYS = {'comp_cache': 'compression_cache',
                  'comp_bytes': 'compression_bytes',
                  'comp_pages': 'compression_pages',
@@ -322,7 +319,7 @@ class NovaGuestJob:
         thread = threading.Thread(target=call, name='postcopy-resume',
                                   daemon=True)
         thread.start()
-        thread.join(RESUME_REFUSAL_S)
+        thread.join(recovery.RESUME_REFUSAL_S)
         if not thread.is_alive():
             kind, detail = result['queue'].get()
             if kind != jobs.COMPLETED:
