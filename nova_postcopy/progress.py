@@ -14,6 +14,13 @@ below the threshold and triggers an exact sync), and the counter then says
 nothing about completed passes. A pass is complete when the counter moved
 *and* the pages walked since the pass began (sent, or found to be zero) add
 up to what was dirty when it began.
+
+The same re-syncs make ``memory_remaining`` include the dirty log: it
+then falls only by what pre-copy sends beyond what the guest dirties, so
+its fall within a pass is the drain that pre-copy will keep while the
+guest behaves the same. Without them the figure is the bitmap alone and
+falls at the bandwidth whatever the guest does; :attr:`ProgressTracker.
+drain_rate` is only known in the first case.
 """
 
 import dataclasses
@@ -27,6 +34,8 @@ RATE_WINDOW_S = 1.0
 # A window that moved less than this share of the usual bandwidth counts
 # as a network stall.
 STALL_RATE_SHARE = 0.05
+# Counter steps within one pass that show QEMU re-syncing within passes.
+RESYNCS_PER_PASS = 2
 EWMA_ALPHA = 0.4
 
 
@@ -134,6 +143,7 @@ class ProgressTracker:
         self._pass_start_remaining = None
         self._pass_start_walked = 0
         self._pass_start_iteration = None
+        self._resyncs = False
         self._last_moving_s = 0.0
         self._stall_end_s = 0.0
         self._window_start = None
@@ -163,6 +173,23 @@ class ProgressTracker:
     def current_pass_remaining(self):
         """Data the current pass began with."""
         return self._pass_start_remaining or 0
+
+    @property
+    def drain_rate(self):
+        """Bytes/s by which the data left fell since this pass began.
+
+        None until it means something: QEMU re-syncs within passes (so the
+        figure includes the dirty log), a pass completed before (the first
+        one mostly walks RAM that was never sent) and a second of this
+        pass has been seen.
+        """
+        if not (self._resyncs and self.passes and self.sample):
+            return None
+        span = self.sample.time_elapsed_s - self._pass_start_s
+        if span < RATE_WINDOW_S:
+            return None
+        return ((self._pass_start_remaining - self.sample.memory_remaining)
+                / span)
 
     def update(self, sample):
         previous, self.sample = self.sample, sample
@@ -207,6 +234,9 @@ class ProgressTracker:
         self.healthy_for_s = now - self._stall_end_s
 
     def _update_pass(self, sample):
+        if (sample.memory_iteration
+                >= self._pass_start_iteration + RESYNCS_PER_PASS):
+            self._resyncs = True
         walked = sample.walked_bytes - self._pass_start_walked
         needed = (1 - PASS_TOLERANCE) * self._pass_start_remaining
         counter_moved = (sample.memory_iteration == 0

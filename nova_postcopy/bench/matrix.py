@@ -42,8 +42,13 @@ def _classes(ram, link):
     }
 
 
-def builtin():
-    """Every workload of the matrix, in a stable order."""
+def builtin(sync='pass'):
+    """Every workload of the matrix, in a stable order.
+
+    :param sync: how QEMU syncs the dirty bitmap (see
+        :class:`nova_postcopy.sim.workload.Workload`); the same guests and
+        links either way, so the two runs compare QEMU generations.
+    """
     workloads = []
     seed = 0
     for ram in RAM_GIB:
@@ -51,6 +56,6 @@ def builtin():
             for name, spec in _classes(ram, link).items():
                 seed += 1
                 workloads.append(workload.Workload(
-                    ram_gib=ram, link_gbps=link, seed=seed,
+                    ram_gib=ram, link_gbps=link, seed=seed, sync=sync,
                     name='%s ram=%dG link=%dG' % (name, ram, link), **spec))
     return workloads

@@ -78,6 +78,15 @@ class TestBenchCommand(base.TestCase):
         self.assertEqual(2, code)
         self.assertIn('--check judges', err)
 
+    def test_sync_applies_to_the_matrix_not_to_given_workloads(self):
+        code, _, err = self.run_bench('--sync', 'frequent', '--workload',
+                                      BUSY)
+        self.assertEqual(2, code)
+        self.assertIn('put sync=frequent in the spec', err)
+        self.assertEqual({'frequent'}, {w.sync for w in
+                                        matrix.builtin(sync='frequent')})
+        self.assertEqual({'pass'}, {w.sync for w in matrix.builtin()})
+
     def test_every_policy_name_is_accepted(self):
         names = runner.policy_names(self.conf)
         self.assertEqual(['default'] + plugins.available_policies()

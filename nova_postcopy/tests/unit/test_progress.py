@@ -89,6 +89,36 @@ class TestPasses(base.TestCase):
         self.assertEqual(8 * GIB, tracker.current_pass_remaining)
 
 
+class TestDrain(base.TestCase):
+    """The fall of the data left within a pass, where it includes the log."""
+
+    def racing(self):
+        # QEMU 8+ with post-copy: pass 1 walks 16 GiB in 16 s and leaves
+        # 8 GiB; the data left then falls by 0.5 GiB/s.
+        first = [base.stats(t, (16 - t / 2) * GIB, t * GIB,
+                            iteration=1 + 10 * t) for t in range(0, 17)]
+        return first + [base.stats(16 + t, (8 - t / 2) * GIB,
+                                   (16 + t) * GIB, iteration=161 + 10 * t)
+                        for t in (0.5, 1, 2, 3)]
+
+    def test_measured_after_the_first_pass_when_qemu_resyncs(self):
+        samples = self.racing()
+        tracker = base.feed(progress.ProgressTracker(), *samples[:16])
+        self.assertIsNone(tracker.drain_rate, 'the first pass walks RAM')
+        base.feed(tracker, *samples[16:18])
+        self.assertEqual(1, tracker.completed_passes)
+        self.assertIsNone(tracker.drain_rate, 'less than a second of pass')
+        base.feed(tracker, *samples[18:])
+        self.assertAlmostEqual(0.5 * GIB, tracker.drain_rate, delta=GIB / 100)
+
+    def test_unknown_when_qemu_syncs_at_pass_ends_only(self):
+        # The bitmap alone falls at the bandwidth whatever the guest does.
+        samples = TestPasses.classic(self)[:4]
+        tracker = base.feed(progress.ProgressTracker(), *samples)
+        self.assertEqual(1, tracker.completed_passes)
+        self.assertIsNone(tracker.drain_rate)
+
+
 class TestNetworkStall(base.TestCase):
 
     def test_stall_and_recovery(self):
