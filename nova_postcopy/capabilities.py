@@ -30,8 +30,13 @@ QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
 # userfaultfd learned hugetlbfs (and shmem) in Linux 4.11.
 KERNEL_HUGETLBFS_USERFAULT = (4, 11)
 
-UDEV_RULE = ('KERNEL=="userfaultfd", GROUP="<the QEMU group>", '
-             'MODE="0660"')
+
+def udev_rule(group):
+    """The udev rule that opens /dev/userfaultfd to ``group`` and root only."""
+    return 'KERNEL=="userfaultfd", GROUP="%s", MODE="0660"' % group
+
+
+UDEV_RULE = udev_rule('<the QEMU group>')
 
 
 @dataclasses.dataclass(frozen=True)

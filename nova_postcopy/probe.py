@@ -11,6 +11,7 @@ fails ("Postcopy is not supported"); it is destroyed right after.
 """
 
 import glob
+import grp
 import json
 import os
 import pwd
@@ -78,15 +79,36 @@ def local_facts(root='/'):
 
 def qemu_user(path):
     """The ``user`` of qemu.conf, or libvirt's default."""
+    return _qemu_conf_value(path, 'user') or DEFAULT_QEMU_USER
+
+
+def qemu_group(root='/'):
+    """The group QEMU runs as, or None when its user does not exist.
+
+    qemu.conf's ``group``, else the QEMU user's own group: the one to which
+    /dev/userfaultfd can be opened without opening it to anyone else.
+    """
+    path = os.path.join(root, QEMU_CONF.lstrip('/'))
+    group = _qemu_conf_value(path, 'group')
+    if group:
+        return group
+    try:
+        entry = pwd.getpwnam(qemu_user(path))
+        return grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        return None
+
+
+def _qemu_conf_value(path, key):
     try:
         with open(path) as handle:
             for line in handle:
-                found = re.match(r'\s*user\s*=\s*"([^"]+)"', line)
+                found = re.match(r'\s*%s\s*=\s*"([^"]+)"' % key, line)
                 if found:
                     return found.group(1)
     except OSError:
         pass
-    return DEFAULT_QEMU_USER
+    return None
 
 
 def libvirt_facts(connection, trial=True):

@@ -27,11 +27,21 @@ def parse_args(argv):
                         help='do not start an incoming QEMU to ask it')
     parser.add_argument('--json', action='store_true',
                         help='print the checks as JSON')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--udev-rule', action='store_true',
+        help='print the udev rule that opens /dev/userfaultfd to the group '
+        'QEMU runs as on this host (and to nobody else), for '
+        '/etc/udev/rules.d/; checks nothing')
+    args = parser.parse_args(argv)
+    if args.udev_rule and args.uri:
+        parser.error('--udev-rule is about this host; drop --uri')
+    return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.udev_rule:
+        return print_udev_rule()
     lv = libvirt_job.import_libvirt()
     uri = args.uri or 'qemu:///system'
     try:
@@ -57,6 +67,17 @@ def main(argv=None):
     else:
         print_table(uri, report)
     return 0 if report.postcopy_ready else 1
+
+
+def print_udev_rule():
+    group = probe.qemu_group()
+    if group is None:
+        print('nova-postcopy-check: QEMU\'s user %r (qemu.conf "user") does '
+              'not exist on this host: install libvirt\'s QEMU driver first'
+              % probe.qemu_user(probe.QEMU_CONF), file=sys.stderr)
+        return 2
+    print(capabilities.udev_rule(group))
+    return 0
 
 
 def print_table(uri, report):

@@ -255,3 +255,69 @@ class TestLocalFacts(base.TestCase):
     def test_default_qemu_user(self):
         from nova_postcopy import probe
         self.assertEqual('libvirt-qemu', probe.qemu_user('/nonexistent'))
+
+    def test_qemu_group_from_qemu_conf_or_the_users_own(self):
+        import grp
+        import os
+
+        import fixtures
+
+        from nova_postcopy import probe
+        root = self.useFixture(fixtures.TempDir()).path
+        os.makedirs(os.path.join(root, 'etc/libvirt'))
+        conf = os.path.join(root, 'etc/libvirt/qemu.conf')
+        with open(conf, 'w') as handle:
+            handle.write('user = "root"\n')
+        self.assertEqual(grp.getgrgid(0).gr_name, probe.qemu_group(root))
+        with open(conf, 'a') as handle:
+            handle.write('#group = "nobody"\ngroup = "kvm"\n')
+        self.assertEqual('kvm', probe.qemu_group(root))
+        with open(conf, 'w') as handle:
+            handle.write('user = "no-such-qemu-user"\n')
+        self.assertIsNone(probe.qemu_group(root))
+
+
+class TestUdevRuleCommand(base.TestCase):
+
+    def run_check(self, qemu_conf_text, *argv):
+        import io
+        import os
+
+        import fixtures
+
+        from nova_postcopy.cmd import check
+        folder = self.useFixture(fixtures.TempDir()).path
+        conf = os.path.join(folder, 'qemu.conf')
+        with open(conf, 'w') as handle:
+            handle.write(qemu_conf_text)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.probe.QEMU_CONF', conf))
+        out = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stdout', io.StringIO())).new_value
+        err = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stderr', io.StringIO())).new_value
+        try:
+            code = check.main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, out.getvalue(), err.getvalue()
+
+    def test_rule_for_the_group_qemu_runs_as(self):
+        code, out, _ = self.run_check('user = "root"\ngroup = "kvm"\n',
+                                      '--udev-rule')
+        self.assertEqual(0, code)
+        self.assertEqual('KERNEL=="userfaultfd", GROUP="kvm", MODE="0660"\n',
+                         out)
+
+    def test_missing_qemu_user_says_what_to_install(self):
+        code, out, err = self.run_check('user = "no-such-qemu-user"\n',
+                                        '--udev-rule')
+        self.assertEqual((2, ''), (code, out))
+        self.assertIn("QEMU's user 'no-such-qemu-user'", err)
+        self.assertIn("install libvirt's QEMU driver first", err)
+
+    def test_rule_is_about_this_host_only(self):
+        code, _, err = self.run_check('', '--udev-rule', '--uri',
+                                      'qemu+tcp://b/system')
+        self.assertEqual(2, code)
+        self.assertIn('--udev-rule is about this host', err)
