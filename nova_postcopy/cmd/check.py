@@ -32,16 +32,23 @@ def parse_args(argv):
         help='print the udev rule that opens /dev/userfaultfd to the group '
         'QEMU runs as on this host (and to nobody else), for '
         '/etc/udev/rules.d/; checks nothing')
+    parser.add_argument(
+        '--qemu-group', metavar='GROUP',
+        help='with --udev-rule: the group QEMU runs as, where this host '
+        'cannot tell (libvirt in a container); default: qemu.conf\'s '
+        '"group", else its "user"\'s own group')
     args = parser.parse_args(argv)
     if args.udev_rule and args.uri:
         parser.error('--udev-rule is about this host; drop --uri')
+    if args.qemu_group and not args.udev_rule:
+        parser.error('--qemu-group goes with --udev-rule')
     return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.udev_rule:
-        return print_udev_rule()
+        return print_udev_rule(args.qemu_group)
     lv = libvirt_job.import_libvirt()
     uri = args.uri or 'qemu:///system'
     try:
@@ -69,11 +76,12 @@ def main(argv=None):
     return 0 if report.postcopy_ready else 1
 
 
-def print_udev_rule():
-    group = probe.qemu_group()
+def print_udev_rule(group=None):
+    group = group or probe.qemu_group()
     if group is None:
         print('nova-postcopy-check: QEMU\'s user %r (qemu.conf "user") does '
-              'not exist on this host: install libvirt\'s QEMU driver first'
+              'not exist on this host: install libvirt\'s QEMU driver first, '
+              'or name the group with --qemu-group'
               % probe.qemu_user(probe.QEMU_CONF), file=sys.stderr)
         return 2
     print(capabilities.udev_rule(group))

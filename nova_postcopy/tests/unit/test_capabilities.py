@@ -316,6 +316,15 @@ class TestUdevRuleCommand(base.TestCase):
         self.assertIn("QEMU's user 'no-such-qemu-user'", err)
         self.assertIn("install libvirt's QEMU driver first", err)
 
+    def test_group_named_where_the_host_cannot_tell(self):
+        code, out, _ = self.run_check('user = "no-such-qemu-user"\n',
+                                      '--udev-rule', '--qemu-group', 'qemu')
+        self.assertEqual(0, code)
+        self.assertIn('GROUP="qemu"', out)
+        code, _, err = self.run_check('', '--qemu-group', 'qemu')
+        self.assertEqual(2, code)
+        self.assertIn('--qemu-group goes with --udev-rule', err)
+
     def test_rule_is_about_this_host_only(self):
         code, _, err = self.run_check('', '--udev-rule', '--uri',
                                       'qemu+tcp://b/system')
