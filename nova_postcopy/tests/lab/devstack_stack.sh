@@ -21,14 +21,15 @@ prepare_venv() {
     local stamp="$VENV/.nova-$NOVA_VERSION"
     [ -e "$stamp" ] && return
     rm -rf "$VENV"
+    # pbr would take this tree's PBR_VERSION for Nova's own version.
+    local pip=(env -u PBR_VERSION "$VENV/bin/pip")
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" download -q --no-deps --no-binary :all: \
+    "${pip[@]}" install -q --upgrade pip
+    "${pip[@]}" download -q --no-deps --no-binary :all: \
         "nova==$NOVA_VERSION" -d "$VENV/src"
     tar -xzf "$VENV/src/nova-$NOVA_VERSION.tar.gz" -C "$VENV/src"
     # devstack: setup_develop $NOVA_DIR; python3-libvirt from the distro.
-    "$VENV/bin/pip" install -q -e "$VENV/src/nova-$NOVA_VERSION" \
-        libvirt-python
+    "${pip[@]}" install -q -e "$VENV/src/nova-$NOVA_VERSION" libvirt-python
     touch "$stamp"
 }
 
