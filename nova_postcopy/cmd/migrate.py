@@ -75,6 +75,12 @@ def parse_args(argv):
     parser.add_argument('--migrate-uri',
                         help='QEMU migration stream URI (default: tcp:// '
                              'and the host of DEST_URI)')
+    parser.add_argument('--tls', action='store_true',
+                        help="encrypt the migration stream with QEMU's "
+                             "native TLS (VIR_MIGRATE_TLS; as Nova's "
+                             "[libvirt] live_migration_with_native_tls): "
+                             "both hosts need libvirt's migration "
+                             "certificates; a resume uses it too")
     parser.add_argument('--report', metavar='FILE',
                         help='write a JSON report with every sample')
     parser.add_argument('--plot', metavar='FILE',
@@ -185,13 +191,14 @@ def prepare(args, conf):
     setup = Setup(connection=connection, domain=domain, name=args.domain,
                   dest_connection=dest_connection, argv=args.argv,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
-                  auto_converge=args.permit_auto_converge,
+                  auto_converge=args.permit_auto_converge, tls=args.tls,
                   budget_s=budget.precopy_budget_s(
                       budget.migration_data_gib(ram_mib),
                       conf.precopy_timeout_per_gib, conf.precopy_timeout_max),
                   max_downtime_ms=args.max_downtime_ms or conf.max_downtime_ms)
-    LOG.info('%s: migrating to %s over %s, policies [%s], budget %.0f s, '
+    LOG.info('%s: migrating to %s over %s%s, policies [%s], budget %.0f s, '
              'downtime target %d ms', args.domain, args.dest_uri, migrate_uri,
+             ' (TLS)' if args.tls else '',
              ', '.join(conf.switch_policies), setup.budget_s,
              setup.max_downtime_ms)
     return setup
@@ -223,6 +230,8 @@ class Setup(object):
     def job(self, postcopy):
         lv = libvirt_job.import_libvirt()
         flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER
+        if self.tls:
+            flags |= lv.VIR_MIGRATE_TLS
         params = dict(self.params)
         if postcopy:
             flags |= lv.VIR_MIGRATE_POSTCOPY

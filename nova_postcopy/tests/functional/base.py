@@ -50,6 +50,8 @@ class PostcopyTestBase(libvirt_base.ServersTestBase,
     WORKLOAD = BUSY
     SPEED = 10.0
     HOST_FACTS = {'src': READY, 'dest': READY}
+    # More [libvirt] options; read when the computes start.
+    LIBVIRT_OPTIONS = {}
 
     def setUp(self):
         # The wheel installs api-paste.ini under the prefix, not next to
@@ -57,7 +59,8 @@ class PostcopyTestBase(libvirt_base.ServersTestBase,
         self.flags(api_paste_config=os.path.join(
             sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
         super().setUp()
-        self.flags(live_migration_permit_post_copy=True, group='libvirt')
+        self.flags(live_migration_permit_post_copy=True, group='libvirt',
+                   **self.LIBVIRT_OPTIONS)
         facts = self.HOST_FACTS
         self.useFixture(fixtures.MonkeyPatch(
             'nova_postcopy.compute.driver.PostcopyLibvirtDriver.'

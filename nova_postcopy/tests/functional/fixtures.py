@@ -38,6 +38,7 @@ class Migration:
         self.switch_requests = 0
         self.abort_requests = 0
         self.resume_requests = 0
+        self.resume_flags = []
         self.jobstats_reads = 0
         # Post-copy lost the link: QEMU paused both halves.
         self.postcopy_failed = False
@@ -94,7 +95,7 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
 
     def _migrate(self, domain, dconnuri, params, flags):
         if flags & POSTCOPY_RESUME:
-            return self._resume(domain)
+            return self._resume(domain, flags)
         postcopy = bool(flags & fakelibvirt.VIR_MIGRATE_POSTCOPY)
         migration = Migration(
             model_mod.MigrationModel(self.workload, postcopy_enabled=postcopy),
@@ -152,11 +153,12 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
             dest_conn.createXML(migration.params['destination_xml'],
                                 'fake-createXML-doesnt-care-about-flags')
 
-    def _resume(self, domain):
+    def _resume(self, domain, flags):
         migration = self._running(domain)
         with self._lock:
             if migration is not None:
                 migration.resume_requests += 1
+                migration.resume_flags.append(flags)
                 self._advance(migration)
             if migration is None or not migration.model.request_resume():
                 raise fakelibvirt.make_libvirtError(

@@ -3,10 +3,12 @@
 
 import dataclasses
 
+from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.api import client
 
 from nova_postcopy.compute import traits
 from nova_postcopy.tests.functional import base
+from nova_postcopy.tests.functional import fixtures
 
 
 class TestNonConverging(base.PostcopyTestBase):
@@ -159,6 +161,30 @@ class TestPostcopyRecovered(base.PostcopyTestBase):
         log = self.stdlog.logger.output
         self.assertIn('recovering', log)
         self.assertIn('post-copy recovered after', log)
+
+
+class TestNativeTLS(base.PostcopyTestBase):
+    """Nova's live_migration_with_native_tls survives our flags."""
+    WORKLOAD = base.BUSY + ',outage_at_s=22,outage_s=20'
+    LIBVIRT_OPTIONS = {'live_migration_with_native_tls': True}
+
+    def setUp(self):
+        super().setUp()
+        self.flags(recovery_retry_max=1, group='postcopy')
+
+    def test_postcopy_and_its_resume_go_over_tls(self):
+        server = self.migrate(self.boot())
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('completed', self.migration_record(server)['status'])
+        migration = self.hypervisor.last
+        tls = fakelibvirt.VIR_MIGRATE_TLS
+        self.assertTrue(migration.flags & tls)
+        self.assertTrue(migration.postcopy_flag)
+        self.assertIsNotNone(migration.model.postcopy_started_at)
+        self.assertTrue(migration.resume_flags)
+        for flags in migration.resume_flags:
+            self.assertEqual(migration.flags | fixtures.POSTCOPY_RESUME,
+                             flags)
 
 
 class TestPostcopyNeverRecovered(base.PostcopyTestBase):

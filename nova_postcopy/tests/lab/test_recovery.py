@@ -73,9 +73,9 @@ class TestRecovery(base.LabTestCase):
                 base.lab('link', 'A', 'up')
         return during
 
-    def migrate_with_cut(self, name, outage_s, deadline_s=120):
+    def migrate_with_cut(self, name, outage_s, *extra, deadline_s=120):
         return self.migrate(
-            name, '--dest-check-uri', base.lab('uri', 'B'),
+            name, '--dest-check-uri', base.lab('uri', 'B'), *extra,
             config=self.recovery_config(deadline_s),
             during=self.cut_in_postcopy(name, outage_s))
 
@@ -89,6 +89,18 @@ class TestRecovery(base.LabTestCase):
         self.assertIn(report['recovery']['result'], ('recovered',
                                                      'completed'))
         self.assertIn('recovery:', output)
+        self.assertHealthyOn('B', name)
+
+    def test_short_cut_over_tls_is_recovered(self):
+        # The resume goes over QEMU's TLS too: the call's own flags.
+        name = self.slow_postcopy_guest()
+        code, report, output = self.migrate_with_cut(name, 6, '--tls')
+        self.assertIsNotNone(self.cut_at, 'post-copy never started')
+        self.assertEqual(0, code, output)
+        self.assertIn('(TLS)', output)
+        self.assertIsNotNone(report['postcopy_failed_at_s'], output)
+        self.assertIn(report['recovery']['result'], ('recovered',
+                                                     'completed'))
         self.assertHealthyOn('B', name)
 
     def test_permanent_cut_leaves_both_halves_then_resume_command(self):
