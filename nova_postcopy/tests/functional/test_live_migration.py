@@ -163,14 +163,9 @@ class TestPostcopyRecovered(base.PostcopyTestBase):
         self.assertIn('post-copy recovered after', log)
 
 
-class TestNativeTLS(base.PostcopyTestBase):
+class TestNativeTLS(TestPostcopyRecovered):
     """Nova's live_migration_with_native_tls survives our flags."""
-    WORKLOAD = base.BUSY + ',outage_at_s=22,outage_s=20'
     LIBVIRT_OPTIONS = {'live_migration_with_native_tls': True}
-
-    def setUp(self):
-        super().setUp()
-        self.flags(recovery_retry_max=1, group='postcopy')
 
     def test_postcopy_and_its_resume_go_over_tls(self):
         server = self.migrate(self.boot())
