@@ -34,8 +34,10 @@ RATE_WINDOW_S = 1.0
 # A window that moved less than this share of the usual bandwidth counts
 # as a network stall.
 STALL_RATE_SHARE = 0.05
-# Counter steps within one pass that show QEMU re-syncing within passes.
-RESYNCS_PER_PASS = 2
+# Counter steps within one pass that show QEMU re-syncing within passes
+# (about ten a second there). One sync per pass read late can show two;
+# a pass that short converges anyway (it is below the downtime target).
+RESYNCS_PER_PASS = 3
 EWMA_ALPHA = 0.4
 
 
