@@ -1,4 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
+import io
+
 import fixtures
 from oslo_config import fixture as config_fixture
 import testtools
@@ -25,6 +27,18 @@ class TestCase(testtools.TestCase):
     @property
     def conf(self):
         return np_conf.load()
+
+    def run_main(self, main, *argv):
+        """(exit status, stdout, stderr) of a console script's ``main``."""
+        out = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stdout', io.StringIO())).new_value
+        err = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stderr', io.StringIO())).new_value
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, out.getvalue(), err.getvalue()
 
     def load_config(self, text):
         """Load ``[postcopy]`` options from a nova.conf written as text."""

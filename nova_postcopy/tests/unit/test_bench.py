@@ -1,8 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-import io
 import json
-
-import fixtures
 
 from nova_postcopy.bench import anchors
 from nova_postcopy.bench import matrix
@@ -18,15 +15,7 @@ QUIET = 'ram_gib=4,link_gbps=10,wss_gib=0.1,dirty_gbps=0.5'
 class TestBenchCommand(base.TestCase):
 
     def run_bench(self, *argv):
-        out = self.useFixture(fixtures.MonkeyPatch('sys.stdout',
-                                                   io.StringIO())).new_value
-        err = self.useFixture(fixtures.MonkeyPatch('sys.stderr',
-                                                   io.StringIO())).new_value
-        try:
-            code = bench.main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, out.getvalue(), err.getvalue()
+        return self.run_main(bench.main, *argv)
 
     def test_json_shape(self):
         code, out, _ = self.run_bench('--json', '--workload', BUSY,

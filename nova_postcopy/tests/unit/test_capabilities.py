@@ -280,7 +280,6 @@ class TestLocalFacts(base.TestCase):
 class TestUdevRuleCommand(base.TestCase):
 
     def run_check(self, qemu_conf_text, *argv):
-        import io
         import os
 
         import fixtures
@@ -292,15 +291,7 @@ class TestUdevRuleCommand(base.TestCase):
             handle.write(qemu_conf_text)
         self.useFixture(fixtures.MonkeyPatch(
             'nova_postcopy.probe.QEMU_CONF', conf))
-        out = self.useFixture(fixtures.MonkeyPatch(
-            'sys.stdout', io.StringIO())).new_value
-        err = self.useFixture(fixtures.MonkeyPatch(
-            'sys.stderr', io.StringIO())).new_value
-        try:
-            code = check.main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, out.getvalue(), err.getvalue()
+        return self.run_main(check.main, *argv)
 
     def test_rule_for_the_group_qemu_runs_as(self):
         code, out, _ = self.run_check('user = "root"\ngroup = "kvm"\n',
