@@ -169,6 +169,7 @@ class MigrationMonitor:
                 self._observe(job, event.stats, tracker, outcome, state)
             elif event.kind == jobs.POSTCOPY_STARTED:
                 state.phase = 'postcopy'
+                tracker.enter_postcopy()
                 outcome.switched = True
                 state.postcopy_started_s = (
                     event.at_s if event.at_s is not None else now)

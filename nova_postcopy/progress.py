@@ -146,6 +146,7 @@ class ProgressTracker:
         self._pass_start_walked = 0
         self._pass_start_iteration = None
         self._resyncs = False
+        self._postcopy = False
         self._last_moving_s = 0.0
         self._stall_end_s = 0.0
         self._window_start = None
@@ -193,8 +194,21 @@ class ProgressTracker:
         return ((self._pass_start_remaining - self.sample.memory_remaining)
                 / span)
 
+    def enter_postcopy(self):
+        """Stop counting passes: pre-copy is over.
+
+        Post-copy's background push walks what is left once more, with
+        the guest dirtying nothing on this side; counting that walk would
+        report a pre-copy pass that never ran.
+        """
+        self._postcopy = True
+
     def update(self, sample):
         previous, self.sample = self.sample, sample
+        if sample.postcopy_requests > 0:
+            # Read before the post-copy event was: the destination
+            # already asks for pages.
+            self.enter_postcopy()
         self.pass_completed = False
         if self._window_start is None:
             if sample.memory_total <= 0:
@@ -209,7 +223,8 @@ class ProgressTracker:
         if sample.time_elapsed_s <= previous.time_elapsed_s:
             return self
         self._update_rates(sample)
-        self._update_pass(sample)
+        if not self._postcopy:
+            self._update_pass(sample)
         return self
 
     def _update_rates(self, sample):

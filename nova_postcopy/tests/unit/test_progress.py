@@ -88,6 +88,20 @@ class TestPasses(base.TestCase):
         self.assertEqual(8 * GIB, only.dirtied)
         self.assertEqual(8 * GIB, tracker.current_pass_remaining)
 
+    def test_postcopy_push_is_not_a_pass(self):
+        tracker = base.feed(progress.ProgressTracker(), *self.classic()[:3])
+        tracker.enter_postcopy()
+        base.feed(tracker, base.stats(24, 0, 24 * GIB, iteration=3))
+        self.assertEqual(1, tracker.completed_passes)
+
+    def test_page_requests_say_postcopy_before_the_event(self):
+        tracker = base.feed(
+            progress.ProgressTracker(), *self.classic()[:3],
+            base.stats(24, 0, 24 * GIB, iteration=3,
+                       memory_postcopy_requests=12))
+        self.assertEqual(1, tracker.completed_passes)
+        self.assertAlmostEqual(GIB, tracker.bandwidth, delta=1)
+
 
 class TestDrain(base.TestCase):
     """The fall of the data left within a pass, where it includes the log."""
