@@ -66,8 +66,9 @@ def build(name, conf, workload):
                                     conf.precopy_timeout_max))
 
 
-def run_one(name, conf, workload):
-    chain, budget_s = build(name, conf, workload)
+def simulate(chain, budget_s, conf, workload, name='migration',
+             on_poll=None):
+    """(outcome, model) of one simulated migration under ``chain``."""
     sim = model.MigrationModel(workload, postcopy_enabled=True,
                                max_downtime_ms=conf.max_downtime_ms)
     virtual = clock.VirtualClock()
@@ -83,8 +84,14 @@ def run_one(name, conf, workload):
     horizon = max(HORIZON_S, 2 * budget_s if budget_s < math.inf else 0)
     watcher = monitor.MigrationMonitor(chain, context, virtual,
                                        poll_interval=interval,
-                                       horizon_s=horizon, name=name)
-    outcome = watcher.run(job.SimulatedJob(sim, virtual))
+                                       horizon_s=horizon, name=name,
+                                       on_poll=on_poll)
+    return watcher.run(job.SimulatedJob(sim, virtual)), sim
+
+
+def run_one(name, conf, workload):
+    chain, budget_s = build(name, conf, workload)
+    outcome, sim = simulate(chain, budget_s, conf, workload, name=name)
     at = outcome.switch_at_s
     in_outage = bool(
         at is not None and workload.outage_s
@@ -146,15 +153,15 @@ def summarize(rows, names):
             'unnecessary_switches': sum(
                 r.switched and r.workload in converging for r in mine),
             'switches_in_outage': sum(r.switch_in_outage for r in mine),
-            'ratio_to_first_pass_p50': _quantile(ratios_fp, 0.5),
-            'ratio_to_first_pass_p95': _quantile(ratios_fp, 0.95),
-            'ratio_to_bound_p50': _quantile(ratios_bound, 0.5),
-            'downtime_ms_p95': _quantile([r.downtime_ms for r in done], 0.95),
+            'ratio_to_first_pass_p50': quantile(ratios_fp, 0.5),
+            'ratio_to_first_pass_p95': quantile(ratios_fp, 0.95),
+            'ratio_to_bound_p50': quantile(ratios_bound, 0.5),
+            'downtime_ms_p95': quantile([r.downtime_ms for r in done], 0.95),
         }
     return summary
 
 
-def _quantile(values, q):
+def quantile(values, q):
     if not values:
         return None
     if len(values) == 1:

@@ -13,6 +13,7 @@ import time
 
 from nova_postcopy.bench import matrix
 from nova_postcopy.bench import runner
+from nova_postcopy.bench import twins as twins_mod
 from nova_postcopy import conf as np_conf
 from nova_postcopy import exception
 from nova_postcopy.sim import workload as workload_mod
@@ -58,7 +59,16 @@ def parse_args(argv, conf):
     parser.add_argument(
         '--check', action='store_true',
         help="exit 1 when the default chain misses a target")
+    parser.add_argument(
+        '--twins', action='store_true',
+        help='instead of the policies, print the lowest vs-1st p95 that '
+        'any policy with no unneeded switch can reach on the workloads: '
+        'each phased guest that the default chain switches, against its '
+        'steady twin held until their figures differ')
     args = parser.parse_args(argv)
+    if args.twins and (args.policy or args.check or args.rows):
+        parser.error('--twins runs the default chain and its anchors '
+                     'only; drop --policy, --check and --rows')
     if args.check and args.policy and runner.DEFAULT not in args.policy:
         parser.error('--check judges the %r policy; add --policy %s'
                      % (runner.DEFAULT, runner.DEFAULT))
@@ -88,6 +98,9 @@ def main(argv=None):
     names = args.policy or runner.policy_names(conf)
     workloads = args.workload or matrix.builtin(sync=args.sync or 'pass')
     started = time.process_time()
+    if args.twins:
+        _twins(conf, workloads, args.json, started)
+        return 0
     rows = runner.run(names, conf, workloads)
     summary = runner.summarize(rows, names)
     cpu_s = time.process_time() - started
@@ -109,6 +122,36 @@ def main(argv=None):
         _print_summary(summary, len(workloads), cpu_s)
         _print_targets(targets)
     return 1 if args.check and not all(ok for *_, ok in targets) else 0
+
+
+def _twins(conf, workloads, as_json, started):
+    result = twins_mod.bound(conf, workloads)
+    cpu_s = time.process_time() - started
+    if as_json:
+        json.dump({'twins': [dict(t.__dict__,
+                                  default_ratio=round(t.default_ratio, 4),
+                                  held_ratio=round(t.held_ratio, 4))
+                             for t in result.twins],
+                   'ratio_to_first_pass_p95': result.p95_today,
+                   'lowest_p95_others_as_today': result.p95_lowest,
+                   'lowest_p95_any_policy': result.p95_floor,
+                   'cpu_s': round(cpu_s, 2)}, sys.stdout, indent=1)
+        print()
+        return
+    print('%-28s %9s %10s %9s %9s %7s %7s' % (
+        'steady twin of', 'apart at', 'first-pass', 'default', 'held',
+        'default', 'held'))
+    print('%-28s %9s %10s %9s %9s %7s %7s' % (
+        '', 's', 's', 's', 's', 'vs-1st', 'vs-1st'))
+    for t in result.twins:
+        print('%-28s %9s %10.1f %9.1f %9.1f %7.2f %7.2f' % (
+            t.phased[:28], '-' if t.told_apart_s is None
+            else '%.1f' % t.told_apart_s, t.first_pass_s, t.default_s,
+            t.held_s, t.default_ratio, t.held_ratio))
+    print('\nvs-1st p95 of the default chain: %s. With no unneeded switch: '
+          'at least %s with the other workloads as today, at least %s '
+          'whatever they cost (%.1f s of CPU).' % (
+              result.p95_today, result.p95_lowest, result.p95_floor, cpu_s))
 
 
 def _split_config_args(argv):
