@@ -26,6 +26,15 @@ class JobError(Exception):
     """A control of the job was refused (libvirtError, or the model's)."""
 
 
+class DestinationGone(JobError):
+    """A resume was refused because the destination has no such domain.
+
+    After the switch the destination's domain is the guest's only running
+    state; when it is gone (QEMU died or was destroyed there) there is
+    nothing to resume into.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class JobEvent:
     """Something the job reported.

@@ -344,7 +344,7 @@ class LibvirtJob:
         if not self._thread.is_alive() and self.error is not None:
             # Refused: drop the failure event the attempt queued.
             self._drain(jobs.POSTCOPY_FAILED)
-            raise jobs.JobError(str(self.error))
+            raise recovery.refusal(self.error, libvirt.VIR_ERR_NO_DOMAIN)
 
     def _drain(self, kind):
         kept = [e for e in self.poll_events() if e.kind != kind]
@@ -352,22 +352,32 @@ class LibvirtJob:
             self._events.put(event)
 
     def describe_hosts(self):
-        return 'source: %s; destination: %s' % (
-            _describe(self.domain), _describe(self._dest_domain()))
+        if self.dest_connection is None:
+            dest = 'not known'
+        else:
+            try:
+                dest = _describe(self._lookup_dest())
+            except libvirt.libvirtError as error:
+                dest = ('no such domain'
+                        if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+                        else 'cannot be asked (%s)'
+                        % error.get_error_message())
+        return 'source: %s; destination: %s' % (_describe(self.domain), dest)
 
     def _dest_domain(self):
         if self.dest_connection is None:
             return None
         try:
-            return self.dest_connection.lookupByUUIDString(
-                self.domain.UUIDString())
+            return self._lookup_dest()
         except libvirt.libvirtError:
             return None
 
+    def _lookup_dest(self):
+        return self.dest_connection.lookupByUUIDString(
+            self.domain.UUIDString())
+
 
 def _describe(domain):
-    if domain is None:
-        return 'not known'
     try:
         state = tuple(domain.state())
     except libvirt.libvirtError as error:

@@ -31,6 +31,12 @@ UNKNOWN = 'unknown'        # the source cannot be asked
 # A resume refused at once (link down, QEMU not paused yet) fails within
 # this; one that runs longer was accepted. Ports wait this long in resume().
 RESUME_REFUSAL_S = 3.0
+# Refusals in a row saying the destination's domain is gone before recovery
+# stops: one answer could be read while a libvirtd restarts.
+GONE_REFUSALS = 2
+LOST_NEXT_STEP = ('nothing to resume: restart the guest from its disks; the '
+                  'paused source half holds no running state and can be '
+                  'destroyed once inspected')
 
 
 class RecoveryPort(typing.Protocol):
@@ -63,7 +69,8 @@ class RecoveryOutcome:
     """What recovery came to.
 
     ``recovered`` (a resume finished the migration), ``completed`` (QEMU
-    finished by itself), or ``gave-up`` (deadline; both halves left).
+    finished by itself), ``gave-up`` (deadline; both halves left) or
+    ``lost`` (the destination's domain is gone: nothing to resume into).
     """
 
     result: str
@@ -78,6 +85,17 @@ class RecoveryOutcome:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+def refusal(error, no_domain_code):
+    """The :class:`jobs.JobError` a port raises for a refused resume.
+
+    libvirt answers a resume into a destination whose domain is gone
+    (its QEMU died) with ``VIR_ERR_NO_DOMAIN``: that one is final.
+    """
+    if error.get_error_code() == no_domain_code:
+        return jobs.DestinationGone(str(error))
+    return jobs.JobError(str(error))
 
 
 def backoff(first_s, max_s):
@@ -115,6 +133,7 @@ class PostcopyRecovery:
         started = self.clock.now()
         outcome = RecoveryOutcome(result='gave-up', took_s=0.0)
         delays = backoff(self.first_retry_s, self.max_retry_s)
+        gone = 0
         LOG.info('%s: post-copy failed; recovering (resume with backoff, '
                  'deadline %.0f s); neither half will be destroyed',
                  self.name, self.deadline_s)
@@ -133,6 +152,11 @@ class PostcopyRecovery:
                 self.port.resume()
             except jobs.JobError as error:
                 outcome.attempts.append(Attempt(at, 'refused', str(error)))
+                gone = gone + 1 if isinstance(
+                    error, jobs.DestinationGone) else 0
+                if gone >= GONE_REFUSALS:
+                    outcome.result = 'lost'
+                    break
                 delay = next(delays)
                 LOG.info('%s: resume attempt %d refused (%s); next in '
                          '%.0f s', self.name, len(outcome.attempts), error,
@@ -156,6 +180,14 @@ class PostcopyRecovery:
             LOG.info('%s: post-copy recovered after %.1f s and %d resume '
                      'attempt(s)', self.name, outcome.took_s,
                      len(outcome.attempts))
+        elif outcome.result == 'lost':
+            outcome.hosts = self.port.describe_hosts()
+            outcome.next_step = LOST_NEXT_STEP
+            LOG.error('%s: post-copy cannot be recovered: the destination '
+                      'has no domain to resume into (%s); the guest stopped '
+                      'there. %s. Next: %s', self.name,
+                      outcome.attempts[-1].detail, outcome.hosts,
+                      outcome.next_step)
         else:
             outcome.hosts = self.port.describe_hosts()
             outcome.next_step = self.next_step

@@ -398,6 +398,10 @@ def summary(outcome, name):
             rec['result'], rec['took_s'], len(rec['attempts'])))
         if rec['result'] == 'gave-up':
             lines.append('  both halves left: %s' % rec['hosts'])
+        if rec['result'] == 'lost':
+            lines.append('  the destination has no domain to resume into: '
+                         '%s' % rec['hosts'])
+        if rec['result'] not in ('recovered', 'completed'):
             lines.append('  next: %s' % rec['next_step'])
     downtime = ('%.0f ms' % outcome.downtime_ms
                 if outcome.downtime_ms is not None else 'not reported')

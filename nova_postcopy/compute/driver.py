@@ -75,6 +75,14 @@ class PostcopyFailed(nova_exception.NovaException):
                '%(uri)s. %(detail)s')
 
 
+class PostcopyLost(nova_exception.NovaException):
+    msg_fmt = ('Post-copy to %(dest)s failed and the guest stopped there: '
+               'its domain on %(dest)s is gone, and its memory with it. '
+               '%(source)s keeps a paused, incomplete copy for inspection; '
+               'restart the instance from its disks (reset its state, then '
+               'hard reboot). %(detail)s')
+
+
 @dataclasses.dataclass
 class _Migration:
     """What one outgoing migration of this host was planned with."""
@@ -457,29 +465,35 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                          outcome):
         """Leave both halves alone; tell the operator what to do."""
         source = self._host.get_hostname()
-        if outcome.recovery:
-            detail = ('Not recovered within %.0f s (%d resume attempts); '
-                      'hosts: %s' % (outcome.recovery['took_s'],
-                                     len(outcome.recovery['attempts']),
-                                     outcome.recovery['hosts']))
+        found = outcome.recovery or {}
+        if found.get('result') == 'lost':
+            # Recovery logged why; the fault tells the operator.
+            error = PostcopyLost(dest=dest, source=source,
+                                 detail='Hosts: %s' % found['hosts'])
         else:
-            planned = self._postcopy_migrations.get(instance.uuid)
-            detail = 'Recovery was not available: %s' % (
-                '; '.join(planned.plan.reasons) if planned else
-                'no plan')
-        LOG.error('post-copy migration to %s failed (source domain state '
-                  '%s): the guest runs on %s with part of its memory still on '
-                  '%s. Neither half is destroyed and Nova\'s rollback is not '
-                  'run; the instance is put in ERROR until the migration is '
-                  'resumed.', dest, job.domain_state(), dest, source,
-                  instance=instance)
-        error = PostcopyFailed(dest=dest, source=source,
-                               domain=instance.name,
-                               uri=self._live_migration_uri(dest),
-                               detail=detail)
+            if found:
+                detail = ('Not recovered within %.0f s (%d resume '
+                          'attempts); hosts: %s' % (
+                              found['took_s'], len(found['attempts']),
+                              found['hosts']))
+            else:
+                planned = self._postcopy_migrations.get(instance.uuid)
+                detail = 'Recovery was not available: %s' % (
+                    '; '.join(planned.plan.reasons) if planned else
+                    'no plan')
+            LOG.error('post-copy migration to %s failed (source domain '
+                      'state %s): the guest runs on %s with part of its '
+                      'memory still on %s. Neither half is destroyed and '
+                      'Nova\'s rollback is not run; the instance is put in '
+                      'ERROR until the migration is resumed.', dest,
+                      job.domain_state(), dest, source, instance=instance)
+            error = PostcopyFailed(dest=dest, source=source,
+                                   domain=instance.name,
+                                   uri=self._live_migration_uri(dest),
+                                   detail=detail)
         try:
             raise error
-        except PostcopyFailed:
+        except (PostcopyFailed, PostcopyLost):
             # With the traceback Nova keeps the whole text in the fault's
             # details; the message is cut at 255 characters.
             compute_utils.add_instance_fault_from_exc(

@@ -314,6 +314,7 @@ class NovaGuestJob:
                                                       flags=flags)
                 result['queue'].put((jobs.COMPLETED, ''))
             except self.libvirt.libvirtError as error:
+                result['error'] = error
                 result['queue'].put((jobs.POSTCOPY_FAILED, str(error)))
 
         thread = threading.Thread(target=call, name='postcopy-resume',
@@ -323,7 +324,8 @@ class NovaGuestJob:
         if not thread.is_alive():
             kind, detail = result['queue'].get()
             if kind != jobs.COMPLETED:
-                raise jobs.JobError(detail)
+                raise recovery.refusal(result['error'],
+                                       self.libvirt.VIR_ERR_NO_DOMAIN)
             result['queue'].put((kind, detail))
         thread.results = result['queue']
         self._resumed = thread

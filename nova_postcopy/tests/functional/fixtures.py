@@ -64,6 +64,8 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
                          if isinstance(workload, str) else workload)
         self.speed = speed
         self.migrations = []
+        # The destination's QEMU dies when post-copy fails.
+        self.dest_dies = False
         self._lock = threading.Lock()
         self._by_domain = {}
 
@@ -121,7 +123,8 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
         if model.state == 'postcopy-paused':
             # The destination runs the guest's younger half; the source
             # keeps the rest, paused; libvirt keeps a frozen job on it.
-            self._create_on_dest(migration)
+            if not self.dest_dies:
+                self._create_on_dest(migration)
             migration.postcopy_failed = True
             domain._state = PAUSED
             raise fakelibvirt.make_libvirtError(
@@ -143,15 +146,20 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
                 error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
         raise AssertionError('unexpected model state %s' % model.state)
 
-    def _create_on_dest(self, migration):
-        dest_conn = self.test.dest.driver._host.get_connection()
+    def _on_dest(self, migration):
         uuid = etree.fromstring(
             migration.params['destination_xml']).findtext('./uuid')
         try:
-            dest_conn.lookupByUUIDString(uuid)
+            return self.test.dest.driver._host.get_connection(
+            ).lookupByUUIDString(uuid)
         except fakelibvirt.libvirtError:
-            dest_conn.createXML(migration.params['destination_xml'],
-                                'fake-createXML-doesnt-care-about-flags')
+            return None
+
+    def _create_on_dest(self, migration):
+        if self._on_dest(migration) is None:
+            self.test.dest.driver._host.get_connection().createXML(
+                migration.params['destination_xml'],
+                'fake-createXML-doesnt-care-about-flags')
 
     def _resume(self, domain, flags):
         migration = self._running(domain)
@@ -160,6 +168,13 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
                 migration.resume_requests += 1
                 migration.resume_flags.append(flags)
                 self._advance(migration)
+                if self._on_dest(migration) is None:
+                    # As libvirt 12.8 answers (lab).
+                    raise fakelibvirt.make_libvirtError(
+                        fakelibvirt.libvirtError,
+                        "Domain not found: no domain with matching name "
+                        "'%s'" % domain.name(),
+                        error_code=fakelibvirt.VIR_ERR_NO_DOMAIN)
             if migration is None or not migration.model.request_resume():
                 raise fakelibvirt.make_libvirtError(
                     fakelibvirt.libvirtError,

@@ -213,6 +213,34 @@ class TestPostcopyNeverRecovered(base.PostcopyTestBase):
         self.assertIn('source paused (post-copy failed)', fault['details'])
 
 
+class TestDestinationDiesInPostcopy(base.PostcopyTestBase):
+    # The link dies for good right after the switch, and the destination's
+    # QEMU with it.
+    WORKLOAD = base.BUSY + ',outage_at_s=22,outage_s=100000'
+
+    def setUp(self):
+        super().setUp()
+        self.flags(recovery_deadline=600, recovery_retry_max=1,
+                   group='postcopy')
+        self.hypervisor.dest_dies = True
+
+    def test_recovery_stops_at_once_and_the_instance_says_why(self):
+        server = self.migrate(self.boot(), 'error', 'ERROR')
+        migration = self.hypervisor.last
+        # Two answers that the domain is gone, not ten minutes of them.
+        self.assertEqual(2, migration.resume_requests)
+        src_conn = self.src.driver._host.get_connection()
+        self.assertTrue(src_conn.lookupByUUIDString(server['id']))
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        fault = server['fault']
+        self.assertIn('the guest stopped there', fault['message'])
+        self.assertIn('source paused (post-copy failed)', fault['details'])
+        log = self.stdlog.logger.output
+        self.assertIn('post-copy cannot be recovered: the destination has '
+                      'no domain to resume into (Domain not found', log)
+        self.assertNotIn('Not recovered within', log)
+
+
 class TestPostcopyFailureWithoutRecovery(base.PostcopyTestBase):
     WORKLOAD = base.BUSY + ',outage_at_s=22,outage_s=100000'
     # Debian 13's libvirt crashes on a resume: the plan has no recovery.

@@ -23,13 +23,23 @@ def sysctl_tcp_retries2(value):
                         'net.ipv4.tcp_retries2=%d' % value], check=True)
 
 
-def domain_state(name):
+def domain_state(name, host='A'):
     import libvirt
-    connection = libvirt.open(base.lab('uri', 'A'))
+    connection = libvirt.open(base.lab('uri', host))
     try:
         return connection.lookupByName(name).state()
     except libvirt.libvirtError:
         return None
+    finally:
+        connection.close()
+
+
+def destroy_on_b(name):
+    """What a crash of the destination's QEMU leaves: no domain there."""
+    import libvirt
+    connection = libvirt.open(base.lab('uri', 'B'))
+    try:
+        connection.lookupByName(name).destroy()
     finally:
         connection.close()
 
@@ -102,6 +112,32 @@ class TestRecovery(base.LabTestCase):
         self.assertIn(report['recovery']['result'], ('recovered',
                                                      'completed'))
         self.assertHealthyOn('B', name)
+
+    def test_destination_that_died_ends_recovery_at_once(self):
+        name = self.slow_postcopy_guest()
+
+        def crash_on_b():
+            if base.wait_for(lambda: domain_state(name) == POSTCOPY, 180,
+                             0.1):
+                time.sleep(3)
+                destroy_on_b(name)
+                self.cut_at = time.monotonic()
+
+        code, report, output = self.migrate(
+            name, '--dest-check-uri', base.lab('uri', 'B'),
+            config=self.recovery_config(deadline_s=300), during=crash_on_b)
+        self.assertIsNotNone(self.cut_at, 'post-copy never started')
+        self.assertEqual(1, code, output)
+        self.assertEqual('postcopy-failed', report['result'])
+        found = report['recovery']
+        self.assertEqual('lost', found['result'], output)
+        self.assertLess(found['took_s'], 30)
+        self.assertIn('Domain not found', found['attempts'][-1]['detail'])
+        self.assertIn('destination: no such domain', found['hosts'])
+        self.assertIn('restart the guest from its disks', output)
+        # Ours never destroys the source's half, even now.
+        self.assertEqual(POSTCOPY_FAILED, domain_state(name))
+        self.assertIsNone(domain_state(name, 'B'))
 
     def test_permanent_cut_leaves_both_halves_then_resume_command(self):
         name = self.slow_postcopy_guest()

@@ -124,6 +124,63 @@ class TestRecovery(testtools.TestCase):
                          [a.result for a in result.attempts])
 
 
+class Refusing(object):
+    """Paused for ever; each resume raises the next of ``errors``."""
+
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.resumes = 0
+
+    def recovery_state(self):
+        return recovery.PAUSED
+
+    def resume(self):
+        self.resumes += 1
+        raise self.errors.pop(0) if self.errors else jobs.JobError('down')
+
+    def describe_hosts(self):
+        return 'source paused (post-copy failed)'
+
+
+class TestDestinationGone(testtools.TestCase):
+    def test_stops_when_the_destination_has_no_domain(self):
+        gone = jobs.DestinationGone('Domain not found')
+        port = Refusing(jobs.JobError('no route to host'), gone, gone)
+        virtual = clock.VirtualClock()
+        result = recovery.PostcopyRecovery(
+            port, virtual, deadline_s=600, next_step='resume by hand').run()
+        self.assertEqual('lost', result.result)
+        self.assertFalse(result.succeeded)
+        self.assertEqual(3, port.resumes)
+        self.assertLess(result.took_s, 10)
+        self.assertEqual(recovery.LOST_NEXT_STEP, result.next_step)
+        self.assertEqual('Domain not found', result.attempts[-1].detail)
+
+    def test_one_such_answer_is_not_enough(self):
+        gone = jobs.DestinationGone('Domain not found')
+        port = Refusing(gone, jobs.JobError('no route to host'), gone)
+        result = recovery.PostcopyRecovery(
+            port, clock.VirtualClock(), deadline_s=30).run()
+        self.assertEqual('gave-up', result.result)
+        self.assertGreater(port.resumes, 3)
+
+    def test_libvirts_no_domain_is_the_destination_gone(self):
+        class Error(Exception):
+            def __init__(self, code):
+                super().__init__('error %d' % code)
+                self.code = code
+
+            def get_error_code(self):
+                return self.code
+
+        self.assertIsInstance(recovery.refusal(Error(42), 42),
+                              jobs.DestinationGone)
+        other = recovery.refusal(Error(38), 42)
+        self.assertIsInstance(other, jobs.JobError)
+        self.assertNotIsInstance(other, jobs.DestinationGone)
+        self.assertEqual('error 38', str(other))
+
+
 class TestMonitorRecovers(testtools.TestCase):
     def test_the_monitor_hands_a_failed_postcopy_to_recovery(self):
         guest = workload.Workload.parse(BUSY + ',outage_at_s=16,outage_s=8')
