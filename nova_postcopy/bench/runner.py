@@ -152,6 +152,11 @@ def summarize(rows, names):
             'switches': sum(r.switched for r in mine),
             'unnecessary_switches': sum(
                 r.switched and r.workload in converging for r in mine),
+            # Of those, the ones that also cost time.
+            'costly_switches': sum(
+                r.switched and r.workload in converging
+                and r.total_s > by[('precopy', r.workload)].total_s
+                for r in mine),
             'switches_in_outage': sum(r.switch_in_outage for r in mine),
             'ratio_to_first_pass_p50': quantile(ratios_fp, 0.5),
             'ratio_to_first_pass_p95': quantile(ratios_fp, 0.95),

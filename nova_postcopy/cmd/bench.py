@@ -25,6 +25,7 @@ COLUMNS = (
     ('unfinished', 'unfin', '{}'),
     ('switches', 'switch', '{}'),
     ('unnecessary_switches', 'unneeded', '{}'),
+    ('costly_switches', 'costly', '{}'),
     ('switches_in_outage', 'in-outage', '{}'),
     ('ratio_to_first_pass_p50', 'vs-1st p50', '{:.2f}'),
     ('ratio_to_first_pass_p95', 'vs-1st p95', '{:.2f}'),

@@ -108,3 +108,5 @@ class TestBuiltinMatrix(base.TestCase):
         summary = runner.summarize(rows, ['default'])['default']
         self.assertEqual(1.0, summary['completion_rate'])
         self.assertEqual(0, summary['failed'])
+        # Where pre-copy alone converges, a switch never made it slower.
+        self.assertEqual(0, summary['costly_switches'])
