@@ -106,16 +106,23 @@ def _same_guest(workloads, twin):
     return twin.label
 
 
+def _run(conf, workload, name, wrap=None):
+    chain, budget_s = runner.build(name, conf, workload)
+    if wrap is not None:
+        chain = wrap(chain, budget_s)
+    outcome, _ = runner.simulate(chain, budget_s, conf, workload)
+    return outcome
+
+
 def compare(conf, phased):
     """The twin of a phased guest under the default chain, free and held."""
     twin = steady_twin(phased)
     apart = told_apart_s(conf, phased)
-    chain, budget_s = runner.build(runner.DEFAULT, conf, twin)
-    free, _ = runner.simulate(chain, budget_s, conf, twin)
-    held, _ = runner.simulate(HeldChain(chain, apart or budget_s),
-                              budget_s, conf, twin)
-    first_chain, first_budget = runner.build('virsh_first_pass', conf, twin)
-    first, _ = runner.simulate(first_chain, first_budget, conf, twin)
+    # Each run its own chain: policies keep what they learnt.
+    free = _run(conf, twin, runner.DEFAULT)
+    held = _run(conf, twin, runner.DEFAULT,
+                lambda chain, budget_s: HeldChain(chain, apart or budget_s))
+    first = _run(conf, twin, 'virsh_first_pass')
     return Twin(phased=phased.label, told_apart_s=apart,
                 first_pass_s=first.total_s, default_s=free.total_s,
                 held_s=held.total_s)
