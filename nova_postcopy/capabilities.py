@@ -3,7 +3,8 @@
 
 Facts are gathered elsewhere (:mod:`nova_postcopy.probe`); here they are
 only judged, so every verdict is a pure function tested on recorded facts.
-Each check says pass, fail or unknown, why, and what to do about it. The
+Each check says pass, fail, warn (works, at a cost) or unknown, why, and
+what to do about it. The
 remedies prefer least privilege: giving the QEMU user access to
 ``/dev/userfaultfd`` beats ``vm.unprivileged_userfaultfd = 1``, which hands
 userfaultfd to every process on the host, a known aid to kernel exploits.
@@ -12,7 +13,7 @@ userfaultfd to every process on the host, a known aid to kernel exploits.
 import dataclasses
 import typing
 
-PASS, FAIL, UNKNOWN = 'pass', 'fail', 'unknown'
+PASS, FAIL, WARN, UNKNOWN = 'pass', 'fail', 'warn', 'unknown'
 
 LIBVIRT_POSTCOPY = (1, 3, 3)
 LIBVIRT_RESUME = (8, 5, 0)
@@ -29,6 +30,11 @@ LIBVIRT_RESUME_BROKEN = ((11, 2, 0), (11, 3, 999))
 QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
 # userfaultfd learned hugetlbfs (and shmem) in Linux 4.11.
 KERNEL_HUGETLBFS_USERFAULT = (4, 11)
+# net.ipv4.tcp_retries2 above this lets a cut link go unnoticed by QEMU for
+# minutes (8: ~100 s, Linux's default 15: ~15 min), all that time a guest
+# in post-copy waits on its missing pages before recovery can act.
+TCP_RETRIES2_MAX = 8
+TCP_RTO_MIN_S, TCP_RTO_MAX_S = 0.2, 120.0
 
 
 def udev_rule(group):
@@ -64,6 +70,8 @@ class HostFacts:
     # The incoming QEMU's own answer to enabling postcopy-ram: None if not
     # asked, else (accepted, QEMU's message).
     postcopy_trial: typing.Optional[typing.Tuple[bool, str]] = None
+    # net.ipv4.tcp_retries2 of the network namespace that was probed.
+    tcp_retries2: typing.Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +237,33 @@ def check_recovery(facts):
                  % (version_text(lv), version_text(qemu)))
 
 
+def tcp_give_up_s(retries):
+    """Seconds until Linux drops a connection whose peer went silent.
+
+    The retransmission timeout starts at its 200 ms floor on a LAN and
+    doubles up to 120 s, once per retry.
+    """
+    return sum(min(TCP_RTO_MIN_S * 2 ** k, TCP_RTO_MAX_S)
+               for k in range(retries + 1))
+
+
+def check_outage_detection(facts):
+    name = 'outage-detection'
+    retries = facts.tcp_retries2
+    if retries is None:
+        return Check(name, UNKNOWN, 'net.ipv4.tcp_retries2 not read (only '
+                     'on the host itself)')
+    noticed = 'QEMU notices a cut link after about %.0f s ' \
+        '(net.ipv4.tcp_retries2 = %d)' % (tcp_give_up_s(retries), retries)
+    if retries <= TCP_RETRIES2_MAX:
+        return Check(name, PASS, noticed)
+    return Check(name, WARN, noticed + '; a guest in post-copy waits on its '
+                 'missing pages that long before recovery can act',
+                 'sysctl -w net.ipv4.tcp_retries2=5 (5-8) where migration '
+                 'traffic runs (it applies to every TCP connection in that '
+                 'network namespace); see the recovery guide')
+
+
 POSTCOPY_CHECKS = ('userfaultfd', 'libvirt', 'qemu-postcopy-ram')
 
 
@@ -236,4 +271,5 @@ def judge(facts):
     """Every check of a host."""
     return HostReport(facts, (check_userfaultfd(facts), check_libvirt(facts),
                               check_qemu(facts), check_preempt(facts),
-                              check_recovery(facts)))
+                              check_recovery(facts),
+                              check_outage_detection(facts)))

@@ -62,6 +62,12 @@ def local_facts(root='/'):
             facts['unprivileged_userfaultfd'] = int(handle.read().strip())
     except (OSError, ValueError):
         pass
+    sysctl = os.path.join(root, 'proc/sys/net/ipv4/tcp_retries2')
+    try:
+        with open(sysctl) as handle:
+            facts['tcp_retries2'] = int(handle.read().strip())
+    except (OSError, ValueError):
+        pass
     sizes = [int(re.search(r'hugepages-(\d+)kB', path).group(1))
              for path in glob.glob(os.path.join(
                  root, 'sys/kernel/mm/hugepages/hugepages-*kB'))]

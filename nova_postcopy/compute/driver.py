@@ -159,11 +159,15 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         provider_tree.add_traits(nodename, *sorted(have))
         if have != self._postcopy_traits:
             self._postcopy_traits = have
-            failing = ['%s: %s' % (c.name, c.why) for c in report.checks
-                       if c.status == capabilities.FAIL]
-            LOG.info('post-copy readiness of %s: advertising [%s]%s',
+            failing, warnings = (
+                ['%s: %s' % (c.name, c.why) for c in report.checks
+                 if c.status == status]
+                for status in (capabilities.FAIL, capabilities.WARN))
+            LOG.info('post-copy readiness of %s: advertising [%s]%s%s',
                      nodename, ', '.join(sorted(have)) or 'no trait',
                      ('; not ready: ' + '; '.join(failing)) if failing
+                     else '',
+                     ('; warnings: ' + '; '.join(warnings)) if warnings
                      else '')
 
     # -- negotiation ---------------------------------------------------------
