@@ -2,6 +2,7 @@
 """The driver's own pieces under Nova's LibvirtFixture (fakelibvirt)."""
 
 import collections
+import dataclasses
 import os
 from unittest import mock
 
@@ -79,6 +80,16 @@ class TestTraits(test.NoDBTestCase):
         for trait in traits.ALL:
             self.assertIn(trait, have)
         self.assertIn('CUSTOM_OPERATOR_SET', have)
+
+    def test_slow_outage_detection_is_logged_not_withdrawn(self):
+        have = self._advertised(dataclasses.replace(base.READY,
+                                                    tcp_retries2=15))
+        for trait in traits.ALL:
+            self.assertIn(trait, have)
+        log = self.stdlog.logger.output
+        self.assertIn('; warnings: outage-detection: QEMU notices a cut '
+                      'link after about 925 s', log)
+        self.assertNotIn('not ready', log)
 
     def test_unready_host_withdraws_its_traits_only(self):
         have = self._advertised(base.NO_USERFAULTFD)
