@@ -43,6 +43,15 @@ TRIAL_XML = """<domain type='qemu'
 """
 
 
+def _sysctl(root, name):
+    """An integer sysctl; None where this host does not say."""
+    try:
+        with open(os.path.join(root, 'proc/sys', name)) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def local_facts(root='/'):
     """Facts of the kernel this runs on, and of the QEMU user."""
     facts = {}
@@ -56,18 +65,9 @@ def local_facts(root='/'):
             info.st_mode, info.st_uid, info.st_gid)
     except FileNotFoundError:
         pass
-    sysctl = os.path.join(root, 'proc/sys/vm/unprivileged_userfaultfd')
-    try:
-        with open(sysctl) as handle:
-            facts['unprivileged_userfaultfd'] = int(handle.read().strip())
-    except (OSError, ValueError):
-        pass
-    sysctl = os.path.join(root, 'proc/sys/net/ipv4/tcp_retries2')
-    try:
-        with open(sysctl) as handle:
-            facts['tcp_retries2'] = int(handle.read().strip())
-    except (OSError, ValueError):
-        pass
+    facts['unprivileged_userfaultfd'] = _sysctl(
+        root, 'vm/unprivileged_userfaultfd')
+    facts['tcp_retries2'] = _sysctl(root, 'net/ipv4/tcp_retries2')
     sizes = [int(re.search(r'hugepages-(\d+)kB', path).group(1))
              for path in glob.glob(os.path.join(
                  root, 'sys/kernel/mm/hugepages/hugepages-*kB'))]
