@@ -180,8 +180,9 @@ class PostcopyRecovery:
             LOG.info('%s: post-copy recovered after %.1f s and %d resume '
                      'attempt(s)', self.name, outcome.took_s,
                      len(outcome.attempts))
-        elif outcome.result == 'lost':
-            outcome.hosts = self.port.describe_hosts()
+            return outcome
+        outcome.hosts = self.port.describe_hosts()
+        if outcome.result == 'lost':
             outcome.next_step = LOST_NEXT_STEP
             LOG.error('%s: post-copy cannot be recovered: the destination '
                       'has no domain to resume into (%s); the guest stopped '
@@ -189,7 +190,6 @@ class PostcopyRecovery:
                       outcome.attempts[-1].detail, outcome.hosts,
                       outcome.next_step)
         else:
-            outcome.hosts = self.port.describe_hosts()
             outcome.next_step = self.next_step
             LOG.error('%s: post-copy not recovered within %.0f s (%d '
                       'attempts); both halves left in place: %s. Next: %s',
