@@ -71,17 +71,24 @@ def steady_twin(workload):
                                name='steady twin of %s' % workload.label)
 
 
+def _run(conf, workload, name, wrap=None, on_poll=None):
+    """The outcome of one run with a chain of its own."""
+    chain, budget_s = runner.build(name, conf, workload)
+    if wrap is not None:
+        chain = wrap(chain, budget_s)
+    outcome, _ = runner.simulate(chain, budget_s, conf, workload,
+                                 on_poll=on_poll)
+    return outcome
+
+
 def _precopy(conf, workload):
     """(outcome, passes) of pure pre-copy."""
-    chain, budget_s = runner.build('precopy', conf, workload)
     seen = []
 
     def keep_passes(tracker, decision):
         seen[:] = tracker.passes
 
-    outcome, _ = runner.simulate(chain, budget_s, conf, workload,
-                                 on_poll=keep_passes)
-    return outcome, seen
+    return _run(conf, workload, 'precopy', on_poll=keep_passes), seen
 
 
 def told_apart_s(conf, phased):
@@ -104,14 +111,6 @@ def _same_guest(workloads, twin):
                                name=twin.name) == twin:
             return workload.label
     return twin.label
-
-
-def _run(conf, workload, name, wrap=None):
-    chain, budget_s = runner.build(name, conf, workload)
-    if wrap is not None:
-        chain = wrap(chain, budget_s)
-    outcome, _ = runner.simulate(chain, budget_s, conf, workload)
-    return outcome
 
 
 def compare(conf, phased):
