@@ -4,10 +4,10 @@
 Facts are gathered elsewhere (:mod:`nova_postcopy.probe`); here they are
 only judged, so every verdict is a pure function tested on recorded facts.
 Each check says pass, fail, warn (works, at a cost) or unknown, why, and
-what to do about it. The
-remedies prefer least privilege: giving the QEMU user access to
-``/dev/userfaultfd`` beats ``vm.unprivileged_userfaultfd = 1``, which hands
-userfaultfd to every process on the host, a known aid to kernel exploits.
+what to do about it. The remedies prefer least privilege: giving the QEMU
+user access to ``/dev/userfaultfd`` beats ``vm.unprivileged_userfaultfd =
+1``, which hands userfaultfd to every process on the host, a known aid to
+kernel exploits.
 """
 
 import dataclasses
