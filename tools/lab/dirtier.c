@@ -9,7 +9,11 @@
  *
  * Knobs on the kernel command line: dirty_mb=N (working set, MiB, default
  * 128), dirty_rate=R (MiB/s, each page touch counting as 4 KiB; 0 means as
- * fast as possible), report_ms=N (default 1000).
+ * fast as possible), report_ms=N (default 1000), dirty_pattern=random
+ * (default sequential): each pass visits the pages in a scattered order,
+ * a fixed stride coprime with the page count, so that every page is still
+ * written exactly once per pass and the check stays exact, while QEMU's
+ * dirty bitmap sees writes all over the working set instead of a sweep.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -43,6 +47,27 @@ static long knob(const char *cmdline, const char *name, long fallback)
     return fallback;
 }
 
+static unsigned long gcd(unsigned long a, unsigned long b)
+{
+    while (b) {
+        unsigned long t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A stride near 0.618 of the range, coprime with it: a full permutation. */
+static unsigned long scatter_stride(unsigned long pages)
+{
+    unsigned long stride = pages * 618 / 1000 | 1;
+    if (pages < 3)
+        return 1;
+    while (gcd(stride, pages) != 1)
+        stride += 2;
+    return stride % pages;
+}
+
 static void sleep_s(double seconds)
 {
     struct timespec ts;
@@ -58,7 +83,8 @@ int main(void)
     char cmdline[4096] = "";
     int fd;
     long dirty_mb, dirty_rate, report_ms;
-    unsigned long pages, page, touched = 0, errors = 0, seq = 0;
+    unsigned long pages, page, step, stride = 1, touched = 0, errors = 0;
+    unsigned long seq = 0;
     uint32_t pass = 1;
     unsigned char *mem;
     double start, anchor, last_report, anchor_touched = 0;
@@ -80,9 +106,12 @@ int main(void)
     dirty_rate = knob(cmdline, "dirty_rate", 0);
     report_ms = knob(cmdline, "report_ms", 1000);
     pages = (unsigned long)dirty_mb * 1024 * 1024 / PAGE;
+    if (strstr(cmdline, "dirty_pattern=random"))
+        stride = scatter_stride(pages);
 
-    printf("DIRTIER start dirty_mb=%ld dirty_rate=%ld report_ms=%ld\n",
-           dirty_mb, dirty_rate, report_ms);
+    printf("DIRTIER start dirty_mb=%ld dirty_rate=%ld report_ms=%ld "
+           "pattern=%s\n", dirty_mb, dirty_rate, report_ms,
+           stride == 1 ? "sequential" : "random");
     mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (mem == MAP_FAILED) {
@@ -97,7 +126,8 @@ int main(void)
     start = anchor = last_report = now();
     for (;;) {
         pass++;
-        for (page = 0; page < pages; page++) {
+        for (step = 0, page = 0; step < pages;
+             step++, page = (page + stride) % pages) {
             uint32_t *word = (uint32_t *)(mem + page * PAGE);
             if (*word != pass - 1) {
                 if (errors < 20)

@@ -22,6 +22,10 @@ PROGRESS = re.compile(r'DIRTIER seq=(\d+) .*errors=(\d+)')
 PANIC = re.compile(r'Kernel panic|BUG: (?!soft lockup)|Oops:|'
                    r'general protection fault')
 RUNNING = libvirt.VIR_DOMAIN_RUNNING
+# A machine type both suites' QEMUs know (10.0 and 11.1), so that a guest
+# can migrate between them either way: 'pc' would resolve to the newest
+# type of the QEMU that starts it, which an older destination refuses.
+MACHINE = 'pc-i440fx-10.0'
 libvirt.registerErrorHandler(lambda context, error: None, None)
 
 DOMAIN_XML = """<domain type='qemu'>
@@ -29,7 +33,7 @@ DOMAIN_XML = """<domain type='qemu'>
   <memory unit='MiB'>{ram_mib}</memory>
   <vcpu>1</vcpu>
   <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
+    <type arch='x86_64' machine='{machine}'>hvm</type>
     <kernel>{lab}/guest/vmlinuz</kernel>
     <initrd>{lab}/guest/initramfs.cpio.gz</initrd>
     <cmdline>{cmdline}</cmdline>
@@ -106,11 +110,12 @@ def cmd_guest(args):
         for host in HOSTS:
             if os.path.exists(serial_log(host, args.name)):
                 os.unlink(serial_log(host, args.name))
-        cmdline = ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d'
-                   % (args.wss_mib, args.dirty_mibs))
+        cmdline = ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d '
+                   'dirty_pattern=%s' % (args.wss_mib, args.dirty_mibs,
+                                         args.pattern))
         conn.createXML(DOMAIN_XML.format(
             name=args.name, ram_mib=args.ram_mib, cmdline=cmdline,
-            lab=LAB), 0)
+            machine=args.machine, lab=LAB), 0)
     finally:
         conn.close()
     deadline = time.monotonic() + args.timeout
@@ -118,9 +123,9 @@ def cmd_guest(args):
         seq, _ = last_progress(read_console('A', args.name))
         if seq is not None:
             print('lab: guest %s runs on host A (ram %d MiB, working set '
-                  '%d MiB, %s MiB/s)' % (args.name, args.ram_mib,
-                                         args.wss_mib,
-                                         args.dirty_mibs or 'unthrottled'))
+                  '%d MiB, %s MiB/s, %s)' % (
+                      args.name, args.ram_mib, args.wss_mib,
+                      args.dirty_mibs or 'unthrottled', args.pattern))
             return 0
         time.sleep(0.5)
     sys.exit('lab: guest %s printed no progress within %d s; see %s'
@@ -146,6 +151,8 @@ def check(name, wait_s=3.0):
                              and after > before),
         'memory_errors': max(errors, corruption),
         'panic': bool(PANIC.search(combined)),
+        # The dirtier announces itself once per boot: twice is a reset.
+        'reset': combined.count('DIRTIER start') > 1,
         'soft_lockup': 'soft lockup' in combined,
     })
     return report
@@ -196,6 +203,10 @@ def main(argv=None):
     guest.add_argument('--wss-mib', type=int, default=128)
     guest.add_argument('--dirty-mibs', type=int, default=0)
     guest.add_argument('--timeout', type=int, default=60)
+    guest.add_argument('--machine', default=MACHINE)
+    guest.add_argument('--pattern', choices=('sequential', 'random'),
+                       default='sequential',
+                       help='the order the dirtier writes its pages in')
     guest.set_defaults(func=cmd_guest)
     check_ = sub.add_parser('check')
     check_.add_argument('name')
