@@ -28,6 +28,19 @@ QEMU_RESUME = (3, 0, 0)
 # migration." 12.8.0 resumed on the lab (research 7/7, lab tests).
 LIBVIRT_RESUME_BROKEN = ((11, 2, 0), (11, 3, 999))
 QEMU_MULTIFD_WITH_POSTCOPY = (10, 1, 0)
+# Under TCG, QEMU 11.1 loses guest writes when post-copy is enabled: with
+# the postcopy-ram capability on, its migration thread syncs the dirty
+# bitmap on every iteration (~10 syncs a second on the lab, against one
+# per pass on 10.0), and a TCG vCPU's write that races a sync is not
+# recorded, so the page is never sent again. Guests switched to post-copy
+# then run on a stale page and panic (6 of 9 in issue #11's loop, 0 of 6
+# with a 10.0 source). The same high-frequency sync corrupted TCG guests in
+# QEMU 8.0-8.2 (QEMU issue #1565, "s390x TCG migration failure") and was
+# fixed in 9.0 by "migration/postcopy: Fix high frequency sync"; 11.1 has
+# it again. KVM keeps its dirty log in the kernel, so the race is TCG's.
+# Measured: 10.0.x good, 11.1.2 bad; 10.1-11.0 not measured and counted
+# bad; no fixed release known (None). doc/source/contributor/lab.rst.
+QEMU_TCG_POSTCOPY_BROKEN = ((10, 1, 0), None)
 # userfaultfd learned hugetlbfs (and shmem) in Linux 4.11.
 KERNEL_HUGETLBFS_USERFAULT = (4, 11)
 # net.ipv4.tcp_retries2 above this lets a cut link go unnoticed by QEMU for
@@ -72,6 +85,9 @@ class HostFacts:
     postcopy_trial: typing.Optional[typing.Tuple[bool, str]] = None
     # net.ipv4.tcp_retries2 of the network namespace that was probed.
     tcp_retries2: typing.Optional[int] = None
+    # What this host's guests run under: 'kvm', 'tcg' (Nova's virt_type
+    # qemu), or None where nobody said.
+    accelerator: typing.Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +108,14 @@ class HostReport:
 
     @property
     def postcopy_ready(self):
-        """No check needed for post-copy failed (unknown is a maybe)."""
+        """No check needed for post-copy failed (unknown is a maybe).
+
+        A host that cannot send its guests by post-copy without losing
+        them is not ready either, although it could receive them: a guest
+        placed there for post-copy could not leave by it.
+        """
         return all(self.check(name).status != FAIL
-                   for name in POSTCOPY_CHECKS)
+                   for name in POSTCOPY_CHECKS + SENDING_CHECKS)
 
     @property
     def recovery_ready(self):
@@ -237,6 +258,42 @@ def check_recovery(facts):
                  % (version_text(lv), version_text(qemu)))
 
 
+def check_tcg_postcopy(qemu_version, accelerator):
+    """Can a guest under ``accelerator`` be sent by this QEMU, post-copy?
+
+    Judged for the sending QEMU: a 10.0 source with an 11.1 destination
+    kept every guest (issue #11), so the loss happens where pages are sent.
+    """
+    name = 'tcg-postcopy'
+    if accelerator is None:
+        return Check(name, UNKNOWN, 'accelerator not known (KVM guests are '
+                     'not affected; TCG guests are on QEMU 10.1 and later)')
+    if accelerator != 'tcg':
+        return Check(name, PASS, '%s guests: the kernel tracks their dirty '
+                     'pages' % accelerator.upper())
+    low, high = QEMU_TCG_POSTCOPY_BROKEN
+    if qemu_version is None:
+        return Check(name, FAIL, 'QEMU version not known, and QEMU %s and '
+                     'later lose writes of TCG guests when post-copy is '
+                     'enabled' % version_text(low), _TCG_REMEDY)
+    if qemu_version < low:
+        return Check(name, PASS, 'QEMU %s syncs the dirty bitmap once per '
+                     'pass, as TCG needs' % version_text(qemu_version))
+    if high is not None and qemu_version > high:
+        return Check(name, PASS, 'QEMU %s is past the TCG post-copy defect'
+                     % version_text(qemu_version))
+    return Check(name, FAIL, 'QEMU %s loses writes of TCG guests when '
+                 'post-copy is enabled (it syncs the dirty bitmap ~10 times '
+                 'a second, and a write racing a sync is never sent): guests '
+                 'switched to post-copy die on arrival'
+                 % version_text(qemu_version), _TCG_REMEDY)
+
+
+_TCG_REMEDY = ('run guests under KVM ([libvirt] virt_type = kvm), or QEMU '
+               '10.0.x on the hosts that send them; no fixed QEMU release is '
+               'known. Meanwhile TCG guests migrate by pre-copy')
+
+
 def tcp_give_up_s(retries):
     """Seconds until Linux drops a connection whose peer went silent.
 
@@ -265,6 +322,9 @@ def check_outage_detection(facts):
 
 
 POSTCOPY_CHECKS = ('userfaultfd', 'libvirt', 'qemu-postcopy-ram')
+# Checks of a host as the sender of a migration; the negotiation asks them
+# of the source only, per instance (see negotiate.instance_checks).
+SENDING_CHECKS = ('tcg-postcopy',)
 
 
 def judge(facts):
@@ -272,4 +332,6 @@ def judge(facts):
     return HostReport(facts, (check_userfaultfd(facts), check_libvirt(facts),
                               check_qemu(facts), check_preempt(facts),
                               check_recovery(facts),
+                              check_tcg_postcopy(facts.qemu_version,
+                                                 facts.accelerator),
                               check_outage_detection(facts)))

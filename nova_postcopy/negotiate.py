@@ -40,6 +40,8 @@ class InstanceFacts:
     parallel_connections: int = 1
     tunnelled: bool = False
     block_migration: bool = False
+    # 'kvm' or 'tcg' (a domain of type 'qemu'), from the domain XML.
+    accelerator: typing.Optional[str] = None
 
 
 def instance_checks(instance, source, destination):
@@ -94,6 +96,11 @@ def instance_checks(instance, source, destination):
     if instance.paused:
         refuse('paused', 'libvirt refuses post-copy for a paused domain; a '
                'paused guest converges by pre-copy anyway')
+    sending = capabilities.check_tcg_postcopy(source.qemu_version,
+                                              instance.accelerator)
+    if sending.status == FAIL:
+        refuse(sending.name, 'source %s: %s' % (
+            source.hostname or '', sending.why), sending.remedy)
     if instance.block_migration:
         refuse('block-migration', 'local disks are mirrored during pre-copy; '
                'a post-copy failure would leave them split between the '
@@ -142,8 +149,10 @@ def negotiate(source, destination, instance, bandwidth_mibs=0):
     if instance.mode not in MODES:
         raise exception.InvalidPostcopyMode(mode=instance.mode,
                                             allowed=', '.join(MODES))
-    blockers = ['%s: %s' % (c.name, c.why) for c in instance_checks(
-        instance, source.facts, destination.facts)]
+    blockers = ['%s: %s%s' % (c.name, c.why, ' (fix: %s)' % c.remedy
+                              if c.remedy else '')
+                for c in instance_checks(instance, source.facts,
+                                         destination.facts)]
     for role, report in (('source', source), ('destination', destination)):
         for name in capabilities.POSTCOPY_CHECKS:
             check = report.check(name)

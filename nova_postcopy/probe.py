@@ -121,10 +121,20 @@ def libvirt_facts(connection, trial=True):
     """Facts that libvirt and QEMU give over ``connection``."""
     facts = {'hostname': connection.getHostname(),
              'libvirt_version': version_triple(connection.getLibVersion()),
-             'qemu_version': version_triple(connection.getVersion())}
+             'qemu_version': version_triple(connection.getVersion()),
+             'accelerator': offered_accelerator(connection.getCapabilities())}
     if trial:
         facts.update(trial_incoming_qemu(connection))
     return facts
+
+
+def offered_accelerator(capabilities_xml):
+    """'kvm' where libvirt offers KVM guests, else 'tcg' (all it can run)."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(capabilities_xml)
+    kvm = root.find("./guest/arch/domain[@type='kvm']")
+    return 'kvm' if kvm is not None else 'tcg'
 
 
 def trial_incoming_qemu(connection):
@@ -157,6 +167,10 @@ def trial_incoming_qemu(connection):
         return {'migration_capabilities': found, 'postcopy_trial': trial}
     finally:
         domain.destroy()
+
+
+# libvirt's domain types, as the accelerator they run under.
+ACCELERATORS = {'qemu': 'tcg', 'kvm': 'kvm'}
 
 
 def version_triple(number):
@@ -211,4 +225,5 @@ def instance_facts(domain_xml, name='', mode='allowed', paused=False,
                             and source.get('type') == 'file'),
         hugepage_kib=hugepage_kib,
         parallel_connections=parallel_connections, tunnelled=tunnelled,
-        block_migration=block_migration)
+        block_migration=block_migration,
+        accelerator=ACCELERATORS.get(root.get('type'), root.get('type')))

@@ -17,6 +17,8 @@ from nova_postcopy import capabilities
 from nova_postcopy import libvirt_job
 from nova_postcopy import probe
 
+ACCELERATORS = probe.ACCELERATORS
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='nova-postcopy-check',
@@ -27,6 +29,11 @@ def parse_args(argv):
                         help='do not start an incoming QEMU to ask it')
     parser.add_argument('--json', action='store_true',
                         help='print the checks as JSON')
+    parser.add_argument('--virt-type', choices=('kvm', 'qemu'),
+                        help="what guests run under on that host, as "
+                        "nova.conf's [libvirt] virt_type (qemu: TCG, "
+                        "software emulation); default: kvm where libvirt "
+                        "offers it, else qemu")
     parser.add_argument(
         '--udev-rule', action='store_true',
         help='print the udev rule that opens /dev/userfaultfd to the group '
@@ -62,6 +69,9 @@ def main(argv=None):
                                  trial=not args.no_trial)
     finally:
         connection.close()
+    if args.virt_type:
+        facts = dataclasses.replace(facts, accelerator=ACCELERATORS[
+            args.virt_type])
     report = capabilities.judge(facts)
     if args.json:
         json.dump({'uri': uri, 'postcopy_ready': report.postcopy_ready,

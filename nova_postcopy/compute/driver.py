@@ -135,7 +135,10 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         now = time.monotonic()
         if (self._postcopy_report is None
                 or now - self._postcopy_report_at > PROBE_MAX_AGE_S):
-            self._postcopy_report = capabilities.judge(self._postcopy_facts())
+            # What guests run under is Nova's choice, not the probe's.
+            self._postcopy_report = capabilities.judge(dataclasses.replace(
+                self._postcopy_facts(), accelerator=probe.ACCELERATORS.get(
+                    CONF.libvirt.virt_type)))
             self._postcopy_report_at = now
         return self._postcopy_report
 
@@ -199,6 +202,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                 missing = ['%s: %s (fix: %s)' % (c.name, c.why, c.remedy)
                            for c in report.checks
                            if c.name in capabilities.POSTCOPY_CHECKS
+                           + capabilities.SENDING_CHECKS
                            and c.status == capabilities.FAIL]
                 error = exception.PostcopyRequired(
                     instance=instance.uuid, missing='destination %s: %s' % (

@@ -3,6 +3,8 @@
 
 import dataclasses
 
+import fixtures as fixtures_lib
+
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.api import client
 
@@ -40,6 +42,46 @@ class TestConverging(base.PostcopyTestBase):
         self.assertTrue(migration.postcopy_flag)
         self.assertEqual(0, migration.switch_requests)
         self.assertIsNone(migration.model.postcopy_started_at)
+
+
+class TestTcgOnQemu11(base.PostcopyTestBase):
+    """virt_type = qemu on QEMU 11.1: TCG guests die at the switch (#11)."""
+
+    WORKLOAD = base.QUIET
+    LIBVIRT_OPTIONS = {'virt_type': 'qemu'}
+
+    def setUp(self):
+        super().setUp()
+        # fakelibvirt answers type='kvm' whatever the domain was defined
+        # with; libvirt answers what Nova wrote: type='qemu' here.
+        xml_desc = fakelibvirt.Domain.XMLDesc
+        self.useFixture(fixtures_lib.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.XMLDesc',
+            lambda domain, flags: xml_desc(domain, flags).replace(
+                "<domain type='kvm'>", "<domain type='qemu'>", 1)))
+
+    def test_host_withdraws_its_traits_and_migrates_by_precopy(self):
+        for host in ('src', 'dest'):
+            self.assertFalse(set(traits.ALL) & self.traits(host), host)
+        server = self.migrate(self.boot())
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        self.assertFalse(self.hypervisor.last.postcopy_flag)
+        log = self.stdlog.logger.output
+        self.assertIn('pre-copy only: tcg-postcopy: source src: QEMU 11.1.0 '
+                      'loses writes of TCG guests', log)
+        self.assertIn('not ready: tcg-postcopy: QEMU 11.1.0 loses writes',
+                      log)
+
+    def test_required_instance_is_refused_before_anything_moves(self):
+        server = self.boot(extra_specs={'postcopy:mode': 'required'})
+        self.assertRaises(client.OpenStackApiException,
+                          self.start_migration, server)
+        self.wait_for_migration(server, 'error')
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([], self.hypervisor.migrations)
+        self.assertIn('tcg-postcopy: QEMU 11.1.0 loses writes',
+                      self.stdlog.logger.output)
 
 
 class TestIncapableDestination(base.PostcopyTestBase):

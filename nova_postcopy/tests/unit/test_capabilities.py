@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 import dataclasses
 
+import fixtures
+
 from nova_postcopy import capabilities as caps
 from nova_postcopy import exception
 from nova_postcopy import negotiate
@@ -107,6 +109,47 @@ class TestVersions(base.TestCase):
         self.assertTrue(report.preempt)
         locked = caps.judge(LOCKED)
         self.assertFalse(locked.postcopy_ready)
+
+
+class TestTcgPostcopy(base.TestCase):
+    """QEMU 11.1 loses TCG guests' writes with post-copy on (issue #11)."""
+
+    def test_by_version_and_accelerator(self):
+        for qemu, accelerator, status in (
+                ((10, 0, 2), 'tcg', caps.PASS),
+                ((10, 1, 0), 'tcg', caps.FAIL),
+                ((11, 1, 2), 'tcg', caps.FAIL),
+                ((12, 0, 0), 'tcg', caps.FAIL),
+                (None, 'tcg', caps.FAIL),
+                ((11, 1, 2), 'kvm', caps.PASS),
+                ((11, 1, 2), None, caps.UNKNOWN)):
+            check = caps.check_tcg_postcopy(qemu, accelerator)
+            self.assertEqual(status, check.status, (qemu, accelerator))
+            self.assertEqual('tcg-postcopy', check.name)
+        broken = caps.check_tcg_postcopy((11, 1, 2), 'tcg')
+        self.assertIn('QEMU 11.1.2 loses writes of TCG guests', broken.why)
+        self.assertIn('virt_type = kvm', broken.remedy)
+        self.assertIn('QEMU 10.0.x', broken.remedy)
+
+    def test_a_fixed_release_would_pass(self):
+        self.useFixture(fixtures.MockPatchObject(
+            caps, 'QEMU_TCG_POSTCOPY_BROKEN', ((10, 1, 0), (11, 2, 99))))
+        self.assertEqual(caps.FAIL, caps.check_tcg_postcopy(
+            (11, 1, 2), 'tcg').status)
+        self.assertEqual(caps.PASS, caps.check_tcg_postcopy(
+            (11, 3, 0), 'tcg').status)
+
+    def test_a_tcg_host_is_not_ready_and_advertises_no_trait(self):
+        from nova_postcopy.compute import traits
+        tcg = caps.judge(replace(READY, accelerator='tcg'))
+        self.assertFalse(tcg.postcopy_ready)
+        self.assertEqual(caps.FAIL, tcg.check('tcg-postcopy').status)
+        self.assertEqual(set(), traits.traits_for(tcg))
+        kvm = caps.judge(replace(READY, accelerator='kvm'))
+        self.assertTrue(kvm.postcopy_ready)
+        self.assertIn(traits.POSTCOPY, traits.traits_for(kvm))
+        old = caps.judge(replace(LOCKED, qemu_uid=0, accelerator='tcg'))
+        self.assertTrue(old.postcopy_ready)
 
 
 class TestOutageDetection(base.TestCase):
@@ -230,6 +273,24 @@ class TestNegotiate(base.TestCase):
         self.assertFalse(old_kernel.postcopy)
         self.assertIn('Linux 4.11', old_kernel.summary())
 
+    def test_tcg_guest_leaves_qemu_11_1_by_pre_copy(self):
+        plan = self.plan(accelerator='tcg')
+        self.assertFalse(plan.postcopy)
+        self.assertTrue(plan.reasons[0].startswith(
+            'tcg-postcopy: source hostA: QEMU 11.1.2 loses writes of TCG '
+            'guests'), plan.reasons)
+        self.assertIn('(fix: run guests under KVM', plan.summary())
+        self.assertRaises(exception.PostcopyRequired, self.plan,
+                          accelerator='tcg', mode='required')
+        self.assertTrue(self.plan(accelerator='kvm').postcopy)
+
+    def test_the_sender_decides_for_tcg(self):
+        qemu_10 = replace(LOCKED, qemu_uid=0)
+        self.assertTrue(self.plan(source=qemu_10, destination=READY,
+                                  accelerator='tcg').postcopy)
+        self.assertFalse(self.plan(source=READY, destination=qemu_10,
+                                   accelerator='tcg').postcopy)
+
 
 class TestInstanceFromXml(base.TestCase):
 
@@ -265,6 +326,23 @@ class TestInstanceFromXml(base.TestCase):
                                      "</domain>")
         checks = negotiate.instance_checks(facts, READY, READY)
         self.assertEqual([], checks)
+
+    def test_accelerator_from_the_domain_type(self):
+        from nova_postcopy import probe
+        for domain_type, accelerator in (('qemu', 'tcg'), ('kvm', 'kvm')):
+            facts = probe.instance_facts(
+                "<domain type='%s'><name>g</name><devices/></domain>"
+                % domain_type)
+            self.assertEqual(accelerator, facts.accelerator)
+
+    def test_what_libvirt_offers(self):
+        from nova_postcopy import probe
+        guest = ("<capabilities><guest><arch name='x86_64'>%s</arch></guest>"
+                 "</capabilities>")
+        self.assertEqual('tcg', probe.offered_accelerator(
+            guest % "<domain type='qemu'/>"))
+        self.assertEqual('kvm', probe.offered_accelerator(
+            guest % "<domain type='qemu'/><domain type='kvm'/>"))
 
 
 class TestLocalFacts(base.TestCase):
