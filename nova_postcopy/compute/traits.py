@@ -53,6 +53,8 @@ def report_from_traits(hostname, traits, qemu_version=None):
         capabilities.Check('libvirt', unknown, 'judged by the destination'),
         capabilities.Check('qemu-postcopy-ram', unknown,
                            'judged by the destination'),
+        capabilities.Check('tcg-postcopy', unknown,
+                           'judged by the destination'),
         capabilities.Check(
             'postcopy-preempt',
             capabilities.PASS if PREEMPT in traits else unknown,

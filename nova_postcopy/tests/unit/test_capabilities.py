@@ -151,6 +151,13 @@ class TestTcgPostcopy(base.TestCase):
         old = caps.judge(replace(LOCKED, qemu_uid=0, accelerator='tcg'))
         self.assertTrue(old.postcopy_ready)
 
+    def test_a_destination_known_by_its_traits_is_judged_by_itself(self):
+        from nova_postcopy.compute import traits
+        ready = traits.report_from_traits('dest', [traits.POSTCOPY])
+        self.assertTrue(ready.postcopy_ready)
+        self.assertEqual(caps.UNKNOWN, ready.check('tcg-postcopy').status)
+        self.assertFalse(traits.report_from_traits('dest', []).postcopy_ready)
+
 
 class TestOutageDetection(base.TestCase):
 
