@@ -121,7 +121,8 @@ class TestTcgPostcopy(base.TestCase):
                 ((11, 1, 2), 'tcg', caps.FAIL),
                 ((12, 0, 0), 'tcg', caps.FAIL),
                 (None, 'tcg', caps.FAIL),
-                ((11, 1, 2), 'kvm', caps.PASS),
+                ((11, 1, 2), 'kvm', caps.WARN),
+                ((10, 0, 2), 'kvm', caps.PASS),
                 ((11, 1, 2), None, caps.UNKNOWN)):
             check = caps.check_tcg_postcopy(qemu, accelerator)
             self.assertEqual(status, check.status, (qemu, accelerator))
@@ -130,6 +131,8 @@ class TestTcgPostcopy(base.TestCase):
         self.assertIn('QEMU 11.1.2 loses writes of TCG guests', broken.why)
         self.assertIn('virt_type = kvm', broken.remedy)
         self.assertIn('QEMU 10.0.x', broken.remedy)
+        kvm = caps.check_tcg_postcopy((11, 1, 2), 'kvm')
+        self.assertIn('KVM guests were not measured', kvm.why)
 
     def test_a_fixed_release_would_pass(self):
         self.useFixture(fixtures.MockPatchObject(
