@@ -7,8 +7,6 @@ from nova_postcopy.tests.lab import test_migrations
 
 class TestTrixie(test_migrations.SwitchesAfterRealPasses, base.LabTestCase):
     suite = 'trixie'
-    # QEMU 10.0 counts 1, 2, 3: one per pass, and one at the switch.
-    counter_races = False
 
     def test_plan_says_recovery_is_unavailable_before_migrating(self):
         name = self.quiet_guest()
