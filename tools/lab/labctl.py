@@ -26,6 +26,8 @@ RUNNING = libvirt.VIR_DOMAIN_RUNNING
 # can migrate between them either way: 'pc' would resolve to the newest
 # type of the QEMU that starts it, which an older destination refuses.
 MACHINE = 'pc-i440fx-10.0'
+# How long a guest that just arrived may take to print its first line.
+FIRST_LINE_S = 10.0
 libvirt.registerErrorHandler(lambda context, error: None, None)
 
 DOMAIN_XML = """<domain type='qemu'>
@@ -140,6 +142,12 @@ def check(name, wait_s=3.0):
     texts = {h: read_console(h, name) for h in HOSTS}
     before = last_progress(texts[host])[0] if host else None
     if host:
+        # A guest that just arrived may not have printed on its new host
+        # yet: wait for its first line there before timing the counter.
+        deadline = time.monotonic() + FIRST_LINE_S
+        while before is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            before = last_progress(read_console(host, name))[0]
         time.sleep(wait_s)
         texts[host] = read_console(host, name)
     after, errors = last_progress(texts[host]) if host else (None, 0)

@@ -140,8 +140,14 @@ def wait_ready(outer, timeout=90.0):
     raise RuntimeError('the guest printed no progress within %d s' % timeout)
 
 
-def health(process, outer, wait_s=4.0):
+def health(process, outer, wait_s=4.0, first_line_s=10.0):
+    # A guest that just arrived may not have printed on this host yet:
+    # wait for its first line there, then for the counter to move.
+    deadline = time.monotonic() + first_line_s
     before = progress(console(outer))[0]
+    while before is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        before = progress(console(outer))[0]
     time.sleep(wait_s)
     text = console(outer)
     after, errors = progress(text)
@@ -157,6 +163,12 @@ def health(process, outer, wait_s=4.0):
                          and not report['panic'] and not report['reset'])
     if not report['healthy']:
         report['console_tail'] = text.splitlines()[-40:]
+        if alive and not report['counter_advanced']:
+            # Stalled or dead? Some stalls end: give it 30 s more.
+            time.sleep(30)
+            later = progress(console(outer))[0]
+            report['resumed_within_30s'] = (later is not None
+                                            and later > (after or -1))
     return report
 
 
@@ -208,11 +220,16 @@ def migrate(args, run_dir):
                             'remaining_mib': samples[-1]['remaining_mib']}
             time.sleep(args.poll)
         took = round(time.monotonic() - t0, 2)
-        if status != 'completed':
+        if status == 'completed' or (status or '').startswith('postcopy'):
+            # In post-copy the guest runs on B whatever the source says.
+            verdict = {'where': 'B', **health(dst, dst_dir)}
+            try:
+                verdict['dest_status'] = qb.cmd('query-status')['status']
+            except (OSError, EOFError, RuntimeError) as error:
+                verdict['dest_status'] = 'no answer: %s' % error
+        else:
             qa.cmd('migrate_cancel')
             verdict = {'where': 'A', **health(src, src_dir)}
-        else:
-            verdict = {'where': 'B', **health(dst, dst_dir)}
         syncs = [s['syncs'] for s in samples if s['syncs'] is not None]
         return {'suite_a': args.suite_a, 'suite_b': args.suite_b,
                 'caps': caps, 'status': status, 'took_s': took,

@@ -68,8 +68,8 @@ class TestTcgOnQemu11(base.PostcopyTestBase):
         self.assertFalse(self.hypervisor.last.postcopy_flag)
         log = self.stdlog.logger.output
         self.assertIn('pre-copy only: tcg-postcopy: source src: QEMU 11.1.0 '
-                      'loses writes of TCG guests', log)
-        self.assertIn('not ready: tcg-postcopy: QEMU 11.1.0 loses writes',
+                      'loses TCG guests switched to post-copy', log)
+        self.assertIn('not ready: tcg-postcopy: QEMU 11.1.0 loses TCG guests',
                       log)
 
     def test_required_instance_is_refused_before_anything_moves(self):
@@ -80,7 +80,7 @@ class TestTcgOnQemu11(base.PostcopyTestBase):
         server = self._wait_for_state_change(server, 'ACTIVE')
         self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual([], self.hypervisor.migrations)
-        self.assertIn('tcg-postcopy: QEMU 11.1.0 loses writes',
+        self.assertIn('tcg-postcopy: QEMU 11.1.0 loses TCG guests',
                       self.stdlog.logger.output)
 
 

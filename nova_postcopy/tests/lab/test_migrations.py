@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Real migrations between the lab's default hosts (libvirt 12.8, QEMU 10.0).
 
-QEMU 11.1 with post-copy enabled races ``memory_iteration`` about ten
-times a second from the start (it syncs the dirty bitmap that often, which
-is also why it loses TCG guests, see test_switchover.py): every pass-based
-switch is checked to happen after a real pass, not at the first tick of
-the counter, on every stack that switches.
+Some QEMU releases race ``memory_iteration`` about ten times a second once
+post-copy is enabled (11.1 does; it also loses TCG guests at the switch,
+see test_switchover.py): every pass-based switch is checked to happen
+after a real pass, not at the first tick of the counter, on every stack
+that switches.
 """
 
 import time

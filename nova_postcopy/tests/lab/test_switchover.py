@@ -3,11 +3,11 @@
 
 The shape that lost 6 guests of 9 on forky (libvirt 12.8, QEMU 11.1, TCG):
 512 MiB of RAM, a working set of 256 MiB rewritten at 64 MiB/s, a 16 MiB/s
-link, switched by the default chain right after the first pass. QEMU 11.1
-syncs the dirty bitmap about ten times a second once post-copy is enabled,
-and under TCG a write racing a sync is never sent: the guest panics on
-arrival. Where the sending QEMU does that, the plan keeps TCG guests on
-pre-copy; everywhere else they are switched and must arrive healthy.
+link, switched by the default chain right after the first pass. With QEMU
+11.1 sending, TCG guests switched to post-copy panic or hang on arrival
+(through libvirt and with QEMU alone, whatever QEMU receives them). Where
+the sending QEMU does that, the plan keeps TCG guests on pre-copy;
+everywhere else they are switched and must arrive healthy.
 """
 
 import subprocess
@@ -69,10 +69,11 @@ class TestForkyKeepsTcgGuestsOnPrecopy(Issue11Shape, base.LabTestCase):
             name, bandwidth_mibs=16, config=self.config(BUDGET))
         self.assertIn('pre-copy only', report['plan'])
         self.assertIn('tcg-postcopy: source', report['plan'])
-        self.assertIn('QEMU 11.1.2 loses writes of TCG guests',
+        self.assertIn('QEMU 11.1.2 loses TCG guests switched to post-copy',
                       report['plan'])
         # Said once, before anything moved.
-        self.assertEqual(1, output.count('loses writes of TCG guests'))
+        self.assertEqual(1, output.count(
+            'loses TCG guests switched to post-copy'))
         self.assertLess(output.index('tcg-postcopy'),
                         output.index('migrating to'))
         self.assertFalse(report['switched'])
@@ -94,10 +95,13 @@ class TestForkyKeepsTcgGuestsOnPrecopy(Issue11Shape, base.LabTestCase):
             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.assertEqual(1, check.returncode, check.stdout)
         self.assertIn('tcg-postcopy', check.stdout)
-        self.assertIn('QEMU 11.1.2 loses writes of TCG guests', check.stdout)
+        self.assertIn('QEMU 11.1.2 loses TCG guests switched to post-copy',
+                      check.stdout)
         self.assertIn('virt_type = kvm', check.stdout)
         kvm = subprocess.run(
             ['nova-postcopy-check', '--uri', base.lab('uri', 'A'),
              '--no-trial', '--virt-type', 'kvm'],
             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.assertNotIn('loses writes', kvm.stdout)
+        # KVM was not measured: warned, not refused.
+        self.assertEqual(0, kvm.returncode, kvm.stdout)
+        self.assertIn('KVM guests were not measured', kvm.stdout)

@@ -112,7 +112,7 @@ class TestVersions(base.TestCase):
 
 
 class TestTcgPostcopy(base.TestCase):
-    """QEMU 11.1 loses TCG guests' writes with post-copy on (issue #11)."""
+    """QEMU 11.1 sending loses TCG guests switched to post-copy (#11)."""
 
     def test_by_version_and_accelerator(self):
         for qemu, accelerator, status in (
@@ -128,7 +128,8 @@ class TestTcgPostcopy(base.TestCase):
             self.assertEqual(status, check.status, (qemu, accelerator))
             self.assertEqual('tcg-postcopy', check.name)
         broken = caps.check_tcg_postcopy((11, 1, 2), 'tcg')
-        self.assertIn('QEMU 11.1.2 loses writes of TCG guests', broken.why)
+        self.assertIn('QEMU 11.1.2 loses TCG guests switched to post-copy',
+                      broken.why)
         self.assertIn('virt_type = kvm', broken.remedy)
         self.assertIn('QEMU 10.0.x', broken.remedy)
         kvm = caps.check_tcg_postcopy((11, 1, 2), 'kvm')
@@ -287,8 +288,8 @@ class TestNegotiate(base.TestCase):
         plan = self.plan(accelerator='tcg')
         self.assertFalse(plan.postcopy)
         self.assertTrue(plan.reasons[0].startswith(
-            'tcg-postcopy: source hostA: QEMU 11.1.2 loses writes of TCG '
-            'guests'), plan.reasons)
+            'tcg-postcopy: source hostA: QEMU 11.1.2 loses TCG guests '
+            'switched to post-copy'), plan.reasons)
         self.assertIn('(fix: run guests under KVM', plan.summary())
         self.assertRaises(exception.PostcopyRequired, self.plan,
                           accelerator='tcg', mode='required')
