@@ -13,7 +13,6 @@ so that the moment of the switch can be placed against QEMU's passes.
 """
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ import time
 import libvirt
 
 import labctl
+import repro
 
 FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
          | libvirt.VIR_MIGRATE_POSTCOPY)
@@ -97,23 +97,10 @@ def main(argv=None):
     parser.add_argument('name')
     parser.add_argument('--switch-at', type=float, required=True,
                         help='seconds after migrateToURI3 is called')
-    parser.add_argument('--ram-mib', type=int, default=512)
-    parser.add_argument('--wss-mib', type=int, default=256)
-    parser.add_argument('--dirty-mibs', type=int, default=64)
-    parser.add_argument('--bandwidth-mibs', type=int, default=16)
-    parser.add_argument('--postcopy-bandwidth-mibs', type=int, default=0)
-    parser.add_argument('--settle', type=float, default=8.0)
+    repro.add_shape_arguments(parser)
     parser.add_argument('--after', type=float, default=6.0)
-    parser.add_argument('--poll', type=float, default=0.1)
-    parser.add_argument('--json', metavar='FILE')
     args = parser.parse_args(argv)
-    run = migrate_once(args)
-    if args.json:
-        with open(args.json, 'w') as handle:
-            json.dump(run, handle, indent=1)
-    print(json.dumps({k: v for k, v in run.items() if k != 'samples'},
-                     sort_keys=True))
-    return 1 if run['lost'] else 0
+    return repro.report(migrate_once(args), args.json)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+import repro
+
 LAB = os.environ.get('NOVA_POSTCOPY_LAB', '/var/tmp/nova-postcopy-lab')
 ADDR = {'A': '10.250.0.1', 'B': '10.250.0.2'}
 PROGRESS = re.compile(r'DIRTIER seq=(\d+) .*errors=(\d+)')
@@ -255,34 +257,21 @@ def main(argv=None):
                         help='migration capabilities on both QEMUs')
     parser.add_argument('--switch-at', type=float,
                         help='seconds after migrate; none: let it converge')
-    parser.add_argument('--ram-mib', type=int, default=512)
-    parser.add_argument('--wss-mib', type=int, default=256)
-    parser.add_argument('--dirty-mibs', type=int, default=64)
-    parser.add_argument('--bandwidth-mibs', type=int, default=16)
-    parser.add_argument('--postcopy-bandwidth-mibs', type=int, default=0)
+    repro.add_shape_arguments(parser)
     parser.add_argument('--machine', default='pc-i440fx-10.0')
     parser.add_argument('--pattern', choices=('sequential', 'random'),
                         default='sequential')
     parser.add_argument('--accel', default='tcg',
                         help='e.g. tcg,thread=single to rule out MTTCG')
     parser.add_argument('--downtime-ms', type=int, default=300)
-    parser.add_argument('--settle', type=float, default=8.0)
-    parser.add_argument('--poll', type=float, default=0.1)
     parser.add_argument('--timeout', type=float, default=120.0)
     parser.add_argument('--port', type=int, default=49400)
-    parser.add_argument('--json', metavar='FILE')
     args = parser.parse_args(argv)
     if args.suite:
         args.suite_a = args.suite_b = args.suite
     run_dir = os.path.join(LAB, 'qmp-runs')
     os.makedirs(run_dir, exist_ok=True)
-    run = migrate(args, run_dir)
-    if args.json:
-        with open(args.json, 'w') as handle:
-            json.dump(run, handle, indent=1)
-    print(json.dumps({k: v for k, v in run.items() if k != 'samples'},
-                     sort_keys=True))
-    return 1 if run['lost'] else 0
+    return repro.report(migrate(args, run_dir), args.json)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ import sys
 import time
 
 import fixtures
+from nova.tests.functional.api import client
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.libvirt import base as libvirt_base
 
@@ -93,6 +94,16 @@ class PostcopyTestBase(libvirt_base.ServersTestBase,
         self.api.post_server_action(
             server['id'], {'os-migrateLive': {'host': None,
                                               'block_migration': 'auto'}})
+
+    def assertRefusedBeforeAnythingMoved(self, server):
+        # In-process, the conductor's answer (no host passed the checks)
+        # reaches the API call; a real API has already answered 202.
+        self.assertRaises(client.OpenStackApiException,
+                          self.start_migration, server)
+        self.wait_for_migration(server, 'error')
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('src', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([], self.hypervisor.migrations)
 
     def migrate(self, server, migration_status='completed',
                 server_status='ACTIVE'):

@@ -88,20 +88,20 @@ class TestForkyKeepsTcgGuestsOnPrecopy(Issue11Shape, base.LabTestCase):
         self.assertIn('tcg-postcopy', report['plan'])
         self.assertHealthyOn('B', name)
 
-    def test_check_fails_the_host_for_tcg_with_the_remedy(self):
-        check = subprocess.run(
+    def check_host_a(self, virt_type):
+        return subprocess.run(
             ['nova-postcopy-check', '--uri', base.lab('uri', 'A'),
-             '--no-trial', '--virt-type', 'qemu'],
+             '--no-trial', '--virt-type', virt_type],
             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def test_check_fails_the_host_for_tcg_with_the_remedy(self):
+        check = self.check_host_a('qemu')
         self.assertEqual(1, check.returncode, check.stdout)
         self.assertIn('tcg-postcopy', check.stdout)
         self.assertIn('QEMU 11.1.2 loses TCG guests switched to post-copy',
                       check.stdout)
         self.assertIn('virt_type = kvm', check.stdout)
-        kvm = subprocess.run(
-            ['nova-postcopy-check', '--uri', base.lab('uri', 'A'),
-             '--no-trial', '--virt-type', 'kvm'],
-            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        kvm = self.check_host_a('kvm')
         # KVM was not measured: warned, not refused.
         self.assertEqual(0, kvm.returncode, kvm.stdout)
         self.assertIn('KVM guests were not measured', kvm.stdout)
