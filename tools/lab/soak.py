@@ -35,7 +35,7 @@ SHAPES = (
     (512, 256, 64, 'sequential', 16),
     (512, 256, 64, 'random', 16),
     (256, 64, 0, 'sequential', 32),
-    (256, 230, 0, 'random', 32),
+    (256, 192, 0, 'random', 32),
     (768, 192, 32, 'random', 16),
     (512, 460, 16, 'sequential', 8),
     (1024, 512, 128, 'random', 64),
@@ -47,7 +47,7 @@ POLICIES = (('forecast', 'stall', 'timeout'), ('first_pass',),
             ('iterations',), ('stall', 'timeout'))
 CONFIG = """[postcopy]
 precopy_timeout_per_gib = 60
-precopy_timeout_max = 90
+precopy_timeout_max = 20
 """
 
 
@@ -65,8 +65,13 @@ def healthy(report):
 def one_run(index, shape, policies, workdir, keep):
     ram, wss, rate, pattern, link = shape
     name = 'soak%02d%s' % (index, uuid.uuid4().hex[:4])
-    lab('guest', name, '--ram-mib', str(ram), '--wss-mib', str(wss),
-        '--dirty-mibs', str(rate), '--pattern', pattern)
+    try:
+        lab('guest', name, '--ram-mib', str(ram), '--wss-mib', str(wss),
+            '--dirty-mibs', str(rate), '--pattern', pattern)
+    except subprocess.CalledProcessError:
+        lab('destroy', name, check=False)
+        sys.exit('soak: guest shape %r did not start (see lab guest above); '
+                 'nothing was migrated' % (shape,))
     time.sleep(3)  # the guest is dirtying already: it printed progress
     config = os.path.join(workdir, 'nova.conf')
     with open(config, 'w') as handle:
