@@ -37,7 +37,7 @@ SHAPES = (
     (256, 64, 0, 'sequential', 32),
     (256, 128, 0, 'random', 32),
     (768, 192, 32, 'random', 16),
-    (1024, 896, 16, 'sequential', 8),
+    (1024, 768, 16, 'sequential', 8),
     (1024, 512, 128, 'random', 64),
     (512, 128, 0, 'sequential', 0),
     (384, 96, 8, 'random', 0),
@@ -145,6 +145,9 @@ def main(argv=None):
                         help="host A's suite (default: the lab's own)")
     parser.add_argument('--suite-b', default='forky-qemu10')
     parser.add_argument('--seed', type=int, default=11)
+    parser.add_argument('--from', dest='first', type=int, default=1,
+                        metavar='K', help='start at run K of the seeded plan '
+                        '(to finish a soak that stopped)')
     parser.add_argument('--keep', default=os.path.join(LAB_DIR, 'soak-lost'),
                         help='where the logs of lost guests go')
     parser.add_argument('--json', metavar='FILE')
@@ -160,6 +163,8 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for index, (shape, policies) in enumerate(plan, 1):
+            if index < args.first:
+                continue
             row = one_run(index, shape, policies, workdir, args.keep)
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
