@@ -266,8 +266,8 @@ def check_tcg_postcopy(qemu_version, accelerator):
     """
     name = 'tcg-postcopy'
     if accelerator is None:
-        return Check(name, UNKNOWN, 'accelerator not known (KVM guests are '
-                     'not affected; TCG guests are on QEMU 10.1 and later)')
+        return Check(name, UNKNOWN, 'accelerator not known (QEMU 10.1 and '
+                     'later lose TCG guests at the switch; KVM not measured)')
     low, high = QEMU_TCG_POSTCOPY_BROKEN
     affected = qemu_version is None or qemu_version >= low and (
         high is None or qemu_version <= high)
@@ -282,16 +282,15 @@ def check_tcg_postcopy(qemu_version, accelerator):
                          'QEMU 10.0.x on the hosts that send guests')
         return Check(name, PASS, '%s guests: the kernel tracks their dirty '
                      'pages' % accelerator.upper())
+    if not affected:
+        return Check(name, PASS, 'QEMU %s syncs the dirty bitmap once per '
+                     'pass, as TCG needs' % version_text(qemu_version)
+                     if qemu_version < low else 'QEMU %s is past the TCG '
+                     'post-copy defect' % version_text(qemu_version))
     if qemu_version is None:
         return Check(name, FAIL, 'QEMU version not known, and QEMU %s and '
                      'later lose TCG guests switched to post-copy'
                      % version_text(low), _TCG_REMEDY)
-    if qemu_version < low:
-        return Check(name, PASS, 'QEMU %s syncs the dirty bitmap once per '
-                     'pass, as TCG needs' % version_text(qemu_version))
-    if high is not None and qemu_version > high:
-        return Check(name, PASS, 'QEMU %s is past the TCG post-copy defect'
-                     % version_text(qemu_version))
     return Check(name, FAIL, 'QEMU %s loses TCG guests switched to '
                  'post-copy: they panic or hang on arrival, whatever QEMU '
                  'receives them' % version_text(qemu_version), _TCG_REMEDY)

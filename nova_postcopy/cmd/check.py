@@ -17,8 +17,6 @@ from nova_postcopy import capabilities
 from nova_postcopy import libvirt_job
 from nova_postcopy import probe
 
-ACCELERATORS = probe.ACCELERATORS
-
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='nova-postcopy-check',
@@ -70,8 +68,8 @@ def main(argv=None):
     finally:
         connection.close()
     if args.virt_type:
-        facts = dataclasses.replace(facts, accelerator=ACCELERATORS[
-            args.virt_type])
+        facts = dataclasses.replace(
+            facts, accelerator=probe.ACCELERATORS[args.virt_type])
     report = capabilities.judge(facts)
     if args.json:
         json.dump({'uri': uri, 'postcopy_ready': report.postcopy_ready,
