@@ -69,17 +69,46 @@ def serial_log(host, name):
                         '%s-serial.log' % name)
 
 
-def read_console(host, name):
+def nova_console(host, name):
+    """The console log Nova gave the guest (``<serial><log file=...>``).
+
+    Nova keeps it in the instance's directory, which the lab's hosts share,
+    so both QEMUs write the same file (the destination truncates it when it
+    opens it): progress is read by its counter, not by its place.
+    """
+    conn = connect(host)
     try:
-        with open(serial_log(host, name), errors='replace') as handle:
-            return handle.read()
+        xml = conn.lookupByName(name).XMLDesc(0)
+    except libvirt.libvirtError:
+        return None
+    finally:
+        conn.close()
+    found = re.search(r"<serial[^>]*>.*?<log file='([^']+)'", xml, re.S)
+    return found.group(1) if found else None
+
+
+def console_file(host, name):
+    lab_log = serial_log(host, name)
+    if os.path.exists(lab_log):
+        return lab_log
+    return nova_console(host, name) or lab_log
+
+
+def read_console(host, name, file_path=None):
+    try:
+        with open(file_path or console_file(host, name),
+                  errors='replace') as handle:
+            return handle.read().replace('\x00', '')
     except FileNotFoundError:
         return ''
 
 
 def last_progress(text):
+    """(highest counter, highest error count) the dirtier printed."""
     found = PROGRESS.findall(text)
-    return (int(found[-1][0]), int(found[-1][1])) if found else (None, 0)
+    if not found:
+        return None, 0
+    return max(int(seq) for seq, _ in found), max(int(e) for _, e in found)
 
 
 def where(name):
@@ -139,7 +168,8 @@ def check(name, wait_s=3.0):
     report = {'name': name, 'host': host, 'running': host is not None,
               'states': {h: list(s) if s else None
                          for h, s in states.items()}}
-    texts = {h: read_console(h, name) for h in HOSTS}
+    files = {h: console_file(h, name) for h in HOSTS}
+    texts = {h: read_console(h, name, files[h]) for h in HOSTS}
     before = last_progress(texts[host])[0] if host else None
     if host:
         # A guest that just arrived may not have printed on its new host
@@ -147,11 +177,12 @@ def check(name, wait_s=3.0):
         deadline = time.monotonic() + FIRST_LINE_S
         while before is None and time.monotonic() < deadline:
             time.sleep(0.2)
-            before = last_progress(read_console(host, name))[0]
+            before = last_progress(read_console(host, name, files[host]))[0]
         time.sleep(wait_s)
-        texts[host] = read_console(host, name)
+        texts[host] = read_console(host, name, files[host])
     after, errors = last_progress(texts[host]) if host else (None, 0)
-    combined = ''.join(texts.values())
+    # One text per file: Nova's guests have one console for both hosts.
+    combined = ''.join({files[h]: texts[h] for h in HOSTS}.values())
     corruption = combined.count('DIRTIER CORRUPTION')
     report.update({
         'seq': after,
