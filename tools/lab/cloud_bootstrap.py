@@ -30,7 +30,7 @@ CATALOG = (('keystone', 'identity', conf.KEYSTONE),
             % conf.PORTS['nova-api']))
 # name: (working set MiB, dirty rate MiB/s, 0 = as fast as TCG goes)
 SHAPES = {'lab-busy': (256, 0), 'lab-quiet': (64, 2),
-          'lab-steady': (128, 24)}
+          'lab-steady': (128, 24), 'lab-slow': (384, 8)}
 # name: (RAM MiB, extra specs)
 FLAVORS = {'lab.512': (512, {}),
            'lab.512.required': (512, {'postcopy:mode': 'required'}),

@@ -183,7 +183,7 @@ compute_driver = postcopy.PostcopyLibvirtDriver
 instances_path = %(lab)s/instances
 state_path = %(state)s/compute/host%(host)s
 [libvirt]
-connection_uri = qemu+unix:///system?socket=%(lab)s/hosts/%(host)s/run/libvirt-sock
+connection_uri = %(uri)s
 virt_type = qemu
 live_migration_inbound_addr = %(addr)s
 live_migration_permit_post_copy = True
@@ -203,9 +203,17 @@ helper_command = %(helper)s
 [vif_plug_linux_bridge_privileged]
 helper_command = %(helper)s
 [postcopy]
+# The lab's short budget: a migration that post-copy may not rescue ends
+# within a minute (the demo's first run, the tests' aborts).
+precopy_timeout_max = 45
+# A slow background push keeps post-copy running long enough for a test to
+# cut the link in it; pages the guest touches still come on demand.
+postcopy_bandwidth_mibs = 4
 %(postcopy)s
 """ % dict(host=host, lab=lab, state=state, addr=ADDR[host],
-           helper=helper, postcopy=postcopy_conf)
+           helper=helper, postcopy=postcopy_conf, uri=(
+               'qemu+unix:///system?socket=%s/hosts/%s/run/libvirt-sock'
+               % (lab, host)))
 
 
 def openrc(user):
@@ -223,8 +231,9 @@ def openrc(user):
 
 def clouds_yaml():
     text = 'clouds:\n'
-    for cloud, (name, password) in (('lab-admin', ('admin', ADMIN_PASSWORD)),
-                                     ('lab-member', MEMBER)):
+    users = (('lab-admin', ('admin', ADMIN_PASSWORD)),
+             ('lab-member', MEMBER))
+    for cloud, (name, password) in users:
         text += """  %s:
     region_name: %s
     identity_api_version: 3

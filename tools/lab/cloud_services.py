@@ -15,16 +15,25 @@ import sys
 import time
 
 import cloud_conf as conf
-from cloud_process import CloudError  # noqa: F401
-from cloud_process import HERE, LAB, STATE, TOP, VENV
-from cloud_process import etc, path, run, say, start, venv_bin, write
+import cloud_process as proc
+from cloud_process import etc
+from cloud_process import path
+from cloud_process import run
+from cloud_process import say
+from cloud_process import start
+from cloud_process import venv_bin
+from cloud_process import write
 from cloud_process import wsgi
+
+HERE, LAB, STATE, TOP, VENV = (proc.HERE, proc.LAB, proc.STATE, proc.TOP,
+                               proc.VENV)
 
 CONSTRAINTS = os.path.join(HERE, 'cloud-constraints.txt')
 PACKAGES = ('mariadb-server', 'rabbitmq-server', 'qemu-utils')
 DATABASES = ('keystone', 'placement', 'glance', 'neutron', 'nova_api',
              'nova', 'nova_cell0')
 COMPUTES = ('A', 'B')
+
 
 # -- installation ------------------------------------------------------------
 
