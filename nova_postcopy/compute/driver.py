@@ -32,6 +32,7 @@ from oslo_log import log as logging
 from nova_postcopy import budget
 from nova_postcopy import capabilities
 from nova_postcopy.compute import guest_job
+from nova_postcopy.compute import startup
 from nova_postcopy.compute import traits
 from nova_postcopy import conf as np_conf
 from nova_postcopy import exception
@@ -113,6 +114,11 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             '[libvirt] live_migration_completion_timeout'
             if CONF.libvirt.live_migration_completion_timeout else None))
         super().init_host(host)
+
+    def process_instances_at_startup(self, context, instances):
+        # A post-copy that outlived this service is finished, not reset.
+        return startup.adopt(self, context, super(
+            ).process_instances_at_startup(context, instances))
 
     # -- this host's readiness ----------------------------------------------
 

@@ -33,6 +33,10 @@ RUNS = (('a', 'demo-busy-precopy', 'lab-busy', 'lab.512.forbidden'),
 ENDED = re.compile(r'ended: (\w+)')
 SWITCH = re.compile(r'switch to post-copy \(([\w-]+)\): (.*)')
 ABORT = re.compile(r': abort \(([\w-]+)\): (.*)')
+# Everything of an oslo.log line before its message: time, pid, level,
+# logger, request context, instance.
+MESSAGE = re.compile(r'^.*? INFO \S+ \[[^\]]*\] (\[instance: \S+\] )?'
+                     r'(instance \S+ )?')
 
 
 def environment():
@@ -95,7 +99,7 @@ def migrate(env, label, name, image, flavor):
     for line in lines:
         if any(word in line for word in ('post-copy', 'ended', 'abort',
                                          'switch')):
-            print('  %s' % line.split('nova_postcopy', 1)[1][:300])
+            print('  %s %s' % (line[11:23], MESSAGE.sub('', line)[:240]))
     health = json.loads(subprocess.run(
         [LAB_CMD, 'check', instance], check=True, text=True,
         stdout=subprocess.PIPE).stdout)
