@@ -10,6 +10,7 @@ virtualenv.
 import argparse
 import os
 import sys
+import time
 
 import cloud_conf as conf
 import cloud_process as proc
@@ -26,6 +27,7 @@ def lab_socket(host):
 
 
 def cmd_up(args):
+    started = time.monotonic()
     missing = [h for h in services.COMPUTES
                if not os.path.exists(lab_socket(h))]
     if missing:
@@ -48,8 +50,9 @@ def cmd_up(args):
     proc.write(proc.path('clouds.yaml'), conf.clouds_yaml(), 0o600)
     for user in ('admin', 'member'):
         proc.write(proc.path('openrc-%s' % user), conf.openrc(user), 0o600)
-    proc.say('up: `eval "$(tools/lab/cloud openrc admin)"; openstack server '
-             'list` (logs in %s)' % proc.path('log'))
+    proc.say('up in %.0f s: `eval "$(tools/lab/cloud openrc admin)"; '
+             'openstack server list` (logs in %s)'
+             % (time.monotonic() - started, proc.path('log')))
     return 0
 
 

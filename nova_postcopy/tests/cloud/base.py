@@ -67,21 +67,30 @@ class CloudTestCase(testtools.TestCase):
     # -- servers -------------------------------------------------------------
 
     def boot(self, image='lab-busy', flavor='lab.512', host='hostA'):
+        return self.boot_many([image], flavor, host)[0]
+
+    def boot_many(self, images, flavor='lab.512', host='hostA'):
+        """One server per image, booted together; each running its guest."""
         compute = self.cloud.compute
         name = 'np-%s' % self.id().rsplit('.', 1)[-1][:40]
-        server = compute.create_server(
-            name=name, image_id=self.cloud.image.find_image(image).id,
-            flavor_id=compute.find_flavor(flavor).id, networks='none',
-            availability_zone='nova:%s' % host)
-        self.addCleanup(self.delete, server)
-        server = compute.wait_for_server(server, status='ACTIVE',
-                                         wait=BOOT_S)
-        self.assertEqual(host, server.compute_host)
-        # The dirtier is running and has filled its working set.
-        self.assertTrue(wait_for(
-            lambda: self.health(server)['seq'] is not None, 60),
-            self.health(server))
-        return server
+        servers = []
+        for image in images:
+            server = compute.create_server(
+                name=name, image_id=self.cloud.image.find_image(image).id,
+                flavor_id=compute.find_flavor(flavor).id, networks='none',
+                availability_zone='nova:%s' % host)
+            self.addCleanup(self.delete, server)
+            servers.append(server)
+        servers = [compute.wait_for_server(server, status='ACTIVE',
+                                           wait=BOOT_S)
+                   for server in servers]
+        for server in servers:
+            self.assertEqual(host, server.compute_host)
+            # The dirtier runs and has filled its working set.
+            self.assertTrue(wait_for(
+                lambda: self.health(server)['seq'] is not None, 60),
+                self.health(server))
+        return servers
 
     def delete(self, server):
         try:

@@ -66,8 +66,7 @@ class TestUserfaultfdDenied(base.CloudTestCase):
 class TestDrainHost(base.CloudTestCase):
 
     def test_three_guests_drained_two_at_a_time(self):
-        servers = [self.boot(image) for image in
-                   ('lab-busy', 'lab-quiet', 'lab-steady')]
+        servers = self.boot_many(('lab-busy', 'lab-quiet', 'lab-steady'))
         for server in servers:
             self.cloud.compute.live_migrate_server(server, host='hostB',
                                                    block_migration=False)
