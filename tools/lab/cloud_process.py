@@ -63,9 +63,15 @@ def run(argv, name, env=None, **kwargs):
 
 
 def _env(extra=None):
-    env = dict(os.environ)
+    """The caller's environment without what would reconfigure a service.
+
+    tools/run-tests exports Nova's test settings (OS_NOVA_DISABLE_EVENTLET_
+    PATCHING=False put nova-api under eventlet inside gunicorn's threads,
+    where it never answered), and a user's shell may hold OS_* credentials.
+    """
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(('OS_', 'NOVA_', 'PYTHON'))}
     env['PATH'] = '%s:%s' % (os.path.join(VENV, 'bin'), env.get('PATH', ''))
-    env.pop('PYTHONPATH', None)
     env.update(extra or {})
     return env
 

@@ -208,7 +208,7 @@ def nova():
     write(etc('nova', 'nova.conf'), conf.nova_conf(STATE))
     shutil.copy(os.path.join(VENV, 'etc', 'nova', 'api-paste.ini'),
                 etc('nova', 'api-paste.ini'))
-    once('nova', nova_manage('api_db', 'sync'),
+    once('nova', forget_old_instances(), nova_manage('api_db', 'sync'),
          nova_manage('cell_v2', 'map_cell0', '--database_connection',
                      conf.database('nova_cell0')),
          nova_manage('cell_v2', 'create_cell', '--name', 'cell1'),
@@ -218,6 +218,29 @@ def nova():
     for service in ('conductor', 'scheduler'):
         start('nova-%s' % service, [venv_bin('nova-%s' % service),
                                     '--config-file', etc('nova', 'nova.conf')])
+
+
+# Run when Nova's database is created: Nova instances the lab's libvirtds
+# still define belong to a cloud whose database is gone, and a new
+# nova-compute refuses to start next to them ("My hypervisor has existing
+# instances, but I appear to be a new service").
+FORGET = """
+import libvirt, sys
+for sock in sys.argv[1:]:
+    conn = libvirt.open('qemu+unix:///system?socket=' + sock)
+    for dom in conn.listAllDomains():
+        if dom.name().startswith('instance-'):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+            print('forgot', dom.name(), 'on', sock)
+"""
+
+
+def forget_old_instances():
+    return [venv_bin('python'), '-c', FORGET] + [
+        os.path.join(LAB, 'hosts', host, 'run', 'libvirt-sock')
+        for host in COMPUTES]
 
 
 def compute_config(host):

@@ -46,7 +46,14 @@ def cmd_up(args):
     services.neutron()
     services.nova()
     services.computes()
-    services.bootstrap('resources')
+    try:
+        services.bootstrap('resources')
+    except proc.CloudError:
+        for name in SERVICES[-2:]:
+            if not proc.pid_of(name):
+                raise proc.CloudError('%s exited; see %s:\n%s' % (
+                    name, proc.log_of(name), proc.tail(proc.log_of(name))))
+        raise
     proc.write(proc.path('clouds.yaml'), conf.clouds_yaml(), 0o600)
     for user in ('admin', 'member'):
         proc.write(proc.path('openrc-%s' % user), conf.openrc(user), 0o600)
