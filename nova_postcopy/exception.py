@@ -27,3 +27,9 @@ class PostcopyRequired(NovaPostcopyError):
 
 class InvalidPostcopyMode(NovaPostcopyError):
     msg_fmt = 'Invalid post-copy mode %(mode)r; allowed: %(allowed)s'
+
+
+class PolicyLoadError(NovaPostcopyError):
+    msg_fmt = ('Switch policy %(name)r is installed but cannot be loaded: '
+               '%(cause)s. Fix the package that provides it, or remove it '
+               'from [postcopy] switch_policies.')

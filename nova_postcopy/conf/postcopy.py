@@ -8,6 +8,7 @@ are read, never re-registered, by the Nova driver.
 from oslo_config import cfg
 from oslo_config import types
 
+from nova_postcopy import exception
 from nova_postcopy import plugins
 
 GROUP_NAME = 'postcopy'
@@ -27,7 +28,9 @@ class PolicyName(types.String):
     """A switch policy name, checked against the installed plugins.
 
     Checking at load time turns a typo into an error before any migration
-    starts, instead of a migration that silently runs without the policy.
+    starts, instead of a migration that silently runs without the policy;
+    importing the named policy there turns a broken package into an error
+    that names it, at start rather than at the first migration.
     """
 
     def __init__(self):
@@ -41,6 +44,10 @@ class PolicyName(types.String):
                 'unknown switch policy %r; available policies: %s. Fix: use '
                 'one of them, or install the package that provides %r.'
                 % (value, ', '.join(available), value))
+        try:
+            plugins.policy_class(value)
+        except exception.PolicyLoadError as error:
+            raise ValueError(str(error)) from None
         return value
 
 

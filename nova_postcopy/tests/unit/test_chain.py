@@ -1,4 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
+import os
+import sys
+
+import fixtures
+
 from nova_postcopy import exception
 from nova_postcopy import plugins
 from nova_postcopy.policies import base as policy_base
@@ -114,6 +119,43 @@ class TestPlugins(base.TestCase):
         error = self.assertRaises(exception.UnknownPolicy,
                                   plugins.policy_class, 'nope')
         self.assertIn('first_pass, forecast', str(error))
+
+    def install_broken_policy(self):
+        """A third-party package whose policy's import fails, on sys.path."""
+        top = self.useFixture(fixtures.TempDir()).path
+        info = os.path.join(top, 'broken_policy-1.0.dist-info')
+        os.mkdir(info)
+        with open(os.path.join(info, 'METADATA'), 'w') as handle:
+            handle.write('Metadata-Version: 2.1\nName: broken-policy\n'
+                         'Version: 1.0\n')
+        with open(os.path.join(info, 'entry_points.txt'), 'w') as handle:
+            handle.write('[%s]\nbroken = np_broken_policy:Policy\n'
+                         % plugins.NAMESPACE)
+        with open(os.path.join(top, 'np_broken_policy.py'), 'w') as handle:
+            handle.write('raise ImportError("needs libfoo")\n')
+        self.useFixture(fixtures.MonkeyPatch('sys.path', [top] + sys.path))
+        # stevedore keeps what it found per namespace for the process.
+        self.useFixture(fixtures.MonkeyPatch(
+            'stevedore.extension.ExtensionManager.ENTRY_POINT_CACHE', {}))
+        plugins.policy_class.cache_clear()
+        self.addCleanup(plugins.policy_class.cache_clear)
+
+    def test_broken_unconfigured_policy_does_not_stop_migrations(self):
+        self.install_broken_policy()
+        self.assertIn('broken', plugins.available_policies())
+        rules = chain.PolicyChain.from_conf(self.conf)
+        self.assertEqual(['forecast', 'stall', 'timeout'], rules.names)
+
+    def test_broken_configured_policy_fails_at_load_naming_it(self):
+        self.install_broken_policy()
+        error = self.assertRaises(exception.PolicyLoadError,
+                                  plugins.policy_class, 'broken')
+        self.assertIn("'broken'", str(error))
+        self.assertIn('ImportError: needs libfoo', str(error))
+        error = self.assertRaises(exception.InvalidConfig, self.load_config,
+                                  'switch_policies = forecast,broken')
+        self.assertIn('switch_policies', str(error))
+        self.assertIn('needs libfoo', str(error))
 
     def test_chain_from_conf(self):
         self.flags(switch_policies=['stall', 'timeout'],
