@@ -380,10 +380,11 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         job = guest_job.NovaGuestJob(
             self, context, instance, guest, migration, future,
             list(libvirt_migrate.downtime_steps(data_gib)), clock,
-            CONF.libvirt.live_migration_monitor_interval, _libvirt())
+            CONF.libvirt.live_migration_monitor_interval, _libvirt(),
+            conf.poll_interval)
         rules = self._policy_chain(conf)
         watcher = monitor.MigrationMonitor(
-            rules, context_, clock, poll_interval=0.5,
+            rules, context_, clock, poll_interval=conf.poll_interval,
             name='instance %s' % instance.uuid, set_downtime=False,
             recovery=self._recovery(instance, dest, planned, clock, conf))
         if planned is not None:

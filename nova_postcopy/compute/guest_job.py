@@ -67,7 +67,8 @@ class NovaGuestJob:
     """
 
     def __init__(self, driver, context, instance, guest, migration, future,
-                 downtime_steps, clock, monitor_interval_s, libvirt):
+                 downtime_steps, clock, monitor_interval_s, libvirt,
+                 poll_interval_s):
         self.driver = driver
         self.context = context
         self.instance = instance
@@ -83,7 +84,10 @@ class NovaGuestJob:
         self.cancel_requested = False
         self.postcopy_started = False
         self.ending = None
-        self._monitor_every = max(int(monitor_interval_s / 0.5), 1)
+        # Nova's progress lines and DB writes every monitor_interval_s, at
+        # whatever rate the policies poll.
+        self._monitor_every = max(int(monitor_interval_s / poll_interval_s),
+                                  1)
         self._polls = 0
         self._downtime = None
         self._last_info_s = 0.0

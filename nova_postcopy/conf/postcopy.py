@@ -308,7 +308,15 @@ phase in which page faults slow the guest, as early as possible.
         mutable=True,
         help="""
 Seconds between two reads of the migration's statistics, at which the switch
-policies are asked. Nova polls every 0.5 s.
+policies are asked, in nova-compute and in ``nova-postcopy-migrate`` alike.
+The default is the interval of Nova's own monitor. Shorter reacts sooner to a
+guest that speeds up; each read is one libvirt call on the source.
+
+Related options:
+
+* ``[libvirt] live_migration_monitor_interval``: how often, whatever this
+  interval, Nova's progress lines are logged and the migration's progress is
+  written to its database record.
 """),
     cfg.Opt(
         'recovery_deadline',

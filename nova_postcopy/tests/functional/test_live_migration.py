@@ -2,6 +2,7 @@
 """Live migration through Nova's REST API, with our driver on both hosts."""
 
 import dataclasses
+import time
 
 import fixtures as fixtures_lib
 
@@ -41,6 +42,24 @@ class TestConverging(base.PostcopyTestBase):
         self.assertTrue(migration.postcopy_flag)
         self.assertEqual(0, migration.switch_requests)
         self.assertIsNone(migration.model.postcopy_started_at)
+
+
+class TestPollInterval(base.PostcopyTestBase):
+    # A converging guest on a slow link: about 8 s of wall time.
+    WORKLOAD = 'ram_gib=2,link_gbps=1,wss_gib=0.05,dirty_gbps=0.1'
+    SPEED = 2.0
+
+    def test_statistics_read_at_the_configured_interval(self):
+        self.flags(poll_interval=2.0, group='postcopy')
+        server = self.boot()
+        started = time.monotonic()
+        self.migrate(server)
+        wall_s = time.monotonic() - started
+        reads = self.hypervisor.last.jobstats_reads
+        self.assertGreater(wall_s, 5)
+        # Every 2 s (not Nova's 0.5 s), with one read to spare.
+        self.assertLessEqual(reads, wall_s / 2.0 + 1, (reads, wall_s))
+        self.assertGreaterEqual(reads, 2)
 
 
 class TestTcgOnQemu11(base.PostcopyTestBase):
