@@ -26,7 +26,10 @@ RUNNING = (1, 1)
 
 
 class FakeConnection(object):
-    """Domains by name, each a list of the states it reports in turn."""
+    """Domains by name, each a list of the states it reports in turn.
+
+    None in the list: the domain is gone (undefined) at that lookup.
+    """
 
     def __init__(self, states):
         self.states = states
@@ -35,9 +38,11 @@ class FakeConnection(object):
         if not self.states.get(name):
             raise fakelibvirt.libvirtError('Domain not found')
         seen = self.states[name]
+        state = seen.pop(0) if len(seen) > 1 else seen[0]
+        if state is None:
+            raise fakelibvirt.libvirtError('Domain not found')
         domain = mock.Mock()
-        domain.state.return_value = list(seen.pop(0) if len(seen) > 1
-                                         else seen[0])
+        domain.state.return_value = list(state)
         return domain
 
 
@@ -117,6 +122,13 @@ class TestAdopt(test.NoDBTestCase):
         self.assertTrue(migrate_data.is_shared_instance_path)
         self.assertTrue(migrate_data.is_shared_block_storage)
         self.assertIs(self.migrations[instance.uuid], migrate_data.migration)
+
+    def test_the_source_shutting_down_is_not_an_ending(self):
+        instance = self.instance('stopping')
+        self.adopt({'stopping': [POSTCOPY, (4, 0), (4, 0), None]},
+                   [instance])
+        startup.finish(*self.spawned[0][1:])
+        self.driver.virtapi._compute._post_live_migration.assert_called_once()
 
     def test_a_failed_postcopy_is_left_with_the_resume_command(self):
         instance = self.instance('cut')
