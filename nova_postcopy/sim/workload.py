@@ -2,9 +2,15 @@
 """A simulated guest and link, and its ``key=value,...`` spelling."""
 
 import dataclasses
+import math
 
 PATTERNS = ('steady', 'phased', 'hotcold')
 SYNC_MODES = ('pass', 'frequent')
+# The range a simulated run stays meaningful and quick in: 10 Mbit/s is
+# below any migration network, and the largest guests QEMU runs are a few
+# TiB. A link of 1e-9 Gbit/s would keep the simulator busy for minutes.
+MIN_LINK_GBPS = 0.01
+MAX_RAM_GIB = 16384
 
 
 class InvalidWorkload(ValueError):
@@ -52,11 +58,20 @@ class Workload:
     name: str = ''
 
     def __post_init__(self):
-        problems = []
-        if self.ram_gib <= 0:
-            problems.append('ram_gib must be > 0')
-        if self.link_gbps <= 0:
-            problems.append('link_gbps must be > 0')
+        problems = ['%s must be a finite number' % field.name
+                    for field in dataclasses.fields(self)
+                    if isinstance(getattr(self, field.name), float)
+                    and not math.isfinite(getattr(self, field.name))]
+        if problems:
+            raise InvalidWorkload('invalid workload %s: %s'
+                                  % (self.label, '; '.join(problems)))
+        if not 0 < self.ram_gib <= MAX_RAM_GIB:
+            problems.append('ram_gib must be > 0 and at most %d'
+                            % MAX_RAM_GIB)
+        if self.link_gbps < MIN_LINK_GBPS:
+            problems.append('link_gbps must be at least %g (%d Mbit/s): a '
+                            'slower link is not a live-migration network'
+                            % (MIN_LINK_GBPS, MIN_LINK_GBPS * 1000))
         if self.wss_gib < 0 or self.dirty_gbps < 0:
             problems.append('wss_gib and dirty_gbps must be >= 0')
         if not 0 <= self.zero_pct < 100:

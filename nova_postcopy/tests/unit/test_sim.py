@@ -133,7 +133,13 @@ class TestWorkloadSpec(base.TestCase):
                 ('ram_gib=1,link_gbps=1,pattern=wavy', 'pattern must be'),
                 ('ram_gib=1,link_gbps=x', "'x' is not a float"),
                 ('ram_gib=1', 'lacks link_gbps'),
-                ('ram_gib=1,link_gbps', 'is not key=value')]:
+                ('ram_gib=1,link_gbps', 'is not key=value'),
+                ('ram_gib=nan,link_gbps=1', 'ram_gib must be a finite'),
+                ('ram_gib=1,link_gbps=inf', 'link_gbps must be a finite'),
+                ('ram_gib=1,link_gbps=1,wss_gib=1,dirty_gbps=-inf',
+                 'dirty_gbps must be a finite'),
+                ('ram_gib=1,link_gbps=1e-9', 'link_gbps must be at least'),
+                ('ram_gib=1e6,link_gbps=1', 'at most 16384')]:
             error = self.assertRaises(workload.InvalidWorkload,
                                       workload.Workload.parse, spec)
             self.assertIn(needle, str(error))
