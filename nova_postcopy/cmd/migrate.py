@@ -20,6 +20,7 @@ from nova_postcopy import budget
 from nova_postcopy import capabilities
 from nova_postcopy import clock
 from nova_postcopy import conf as np_conf
+from nova_postcopy.conf import postcopy as postcopy_opts
 from nova_postcopy import exception
 from nova_postcopy import libvirt_job
 from nova_postcopy import monitor
@@ -67,9 +68,11 @@ def parse_args(argv):
                              'let QEMU throttle the guest so that pre-copy '
                              'converges (as Nova\'s [libvirt] '
                              'live_migration_permit_auto_converge)')
-    parser.add_argument('--bandwidth-mibs', type=int, default=0,
-                        help='cap the pre-copy bandwidth, MiB/s')
-    parser.add_argument('--max-downtime-ms', type=int,
+    parser.add_argument('--bandwidth-mibs', default=0,
+                        type=_option_value('postcopy_bandwidth_mibs'),
+                        help='cap the pre-copy bandwidth, MiB/s (0: no cap)')
+    parser.add_argument('--max-downtime-ms',
+                        type=_option_value('max_downtime_ms'),
                         help='downtime target (default: [postcopy] '
                              'max_downtime_ms)')
     parser.add_argument('--migrate-uri',
@@ -101,6 +104,20 @@ def parse_args(argv):
     return args
 
 
+def _option_value(option):
+    """An argparse type with the range of ``[postcopy] option``."""
+    check = postcopy_opts.option_type(option)
+
+    def parse(text):
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = option
+    return parse
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.register_options(np_conf.CONF)
@@ -121,10 +138,7 @@ def main(argv=None):
 def prepare(args, conf):
     """Check everything that can be checked before memory moves."""
     for policy in args.policy or []:
-        if policy not in plugins.available_policies():
-            raise UsageError('unknown switch policy %r; available: %s'
-                             % (policy,
-                                ', '.join(plugins.available_policies())))
+        plugins.policy_class(policy)
     lv = libvirt_job.import_libvirt()
     libvirt_job.EventLoop.ensure()
     try:

@@ -356,6 +356,18 @@ Related options:
 ]
 
 
+def option_type(name):
+    """The type of ``[postcopy] name``: the one owner of its range.
+
+    Command-line flags that override an option check their value with it,
+    so a flag and nova.conf accept the same values.
+    """
+    for opt in ALL_OPTS:
+        if opt.name == name:
+            return opt.type
+    raise KeyError(name)
+
+
 def register_opts(conf):
     conf.register_group(postcopy_group)
     conf.register_opts(ALL_OPTS, group=postcopy_group)
