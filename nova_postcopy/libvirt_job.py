@@ -15,6 +15,7 @@ import time
 
 from oslo_log import log as logging
 
+from nova_postcopy import domain_states
 from nova_postcopy import jobs
 from nova_postcopy import recovery
 
@@ -23,10 +24,6 @@ libvirt = None
 
 PROBE_SECONDS = 1
 JOB_UNBOUNDED = 2
-STATE_NAMES = {1: 'running', 3: 'paused', 5: 'shut off'}
-REASON_NAMES = {(3, 12): 'post-copy', (3, 13): 'post-copy failed',
-                (1, 10): 'post-copy', (1, 11): 'post-copy failed',
-                (1, 2): 'migrated', (5, 2): 'migrated'}
 
 
 def import_libvirt():
@@ -96,6 +93,12 @@ class LibvirtJob:
         self.probe = {}
         self.error = None
         self.aborted = False
+        self.switch_requested = False
+        # The operator was told that Ctrl-C cannot abort a post-copy.
+        self.told_in_postcopy = False
+        # The guest was paused here so that pre-copy converges; a failed or
+        # aborted migration resumes it (as Nova does).
+        self.paused = False
         self._events = queue.Queue()
         self._iterations = queue.Queue()
         self._completed = None
@@ -145,12 +148,11 @@ class LibvirtJob:
                                       self.flags if flags is None else flags)
         except libvirt.libvirtError as error:
             self.error = error
-            if self.aborted and not self._postcopy:
-                kind = jobs.CANCELLED
-            elif self._postcopy:
-                kind = jobs.POSTCOPY_FAILED
-            else:
-                kind = jobs.FAILED
+            kind = domain_states.failed_ending(
+                self.domain_state(), self._postcopy or self.switch_requested,
+                self.aborted)
+            if kind != jobs.POSTCOPY_FAILED and self.paused:
+                self._unpause()
             self._events.put(jobs.JobEvent(kind, self._now(),
                                            detail=str(error)))
             return
@@ -248,6 +250,7 @@ class LibvirtJob:
                 return events
 
     def start_postcopy(self):
+        self.switch_requested = True
         try:
             self.domain.migrateStartPostCopy(0)
         except libvirt.libvirtError as error:
@@ -277,6 +280,33 @@ class LibvirtJob:
             self.domain.suspend()
         except libvirt.libvirtError as error:
             raise jobs.JobError(str(error))
+        self.paused = True
+
+    def _unpause(self):
+        try:
+            self.domain.resume()
+            LOG.info('%s: the migration did not complete; the guest, paused '
+                     'to converge, runs again on the source',
+                     self.domain.name())
+        except libvirt.libvirtError as error:
+            LOG.error('%s: the migration did not complete and the guest, '
+                      'paused to converge, could not be resumed: %s. Run: '
+                      'virsh resume %s', self.domain.name(), error,
+                      self.domain.name())
+        self.paused = False
+
+    def domain_state(self):
+        """(state, reason) of the source domain; None when it is gone."""
+        try:
+            return tuple(self.domain.state())
+        except libvirt.libvirtError:
+            return None
+
+    def in_postcopy(self):
+        """Post-copy has begun: abort is no longer possible."""
+        return self._postcopy or (self.switch_requested and self.domain_state()
+                                  in (domain_states.IN_POSTCOPY,
+                                      domain_states.POSTCOPY_FAILED))
 
     def completed_stats(self):
         return self._completed
@@ -303,10 +333,9 @@ class LibvirtJob:
             if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return recovery.COMPLETED
             return recovery.UNKNOWN
-        if state == (libvirt.VIR_DOMAIN_PAUSED,
-                     libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED):
+        if state == domain_states.POSTCOPY_FAILED:
             return self._destination_recovery_state()
-        if state[0] == libvirt.VIR_DOMAIN_SHUTOFF:
+        if state[0] == domain_states.SHUTOFF:
             return recovery.COMPLETED
         return recovery.MIGRATING
 
@@ -325,11 +354,10 @@ class LibvirtJob:
             state = tuple(domain.state())
         except libvirt.libvirtError:
             return recovery.PAUSED
-        if state == (libvirt.VIR_DOMAIN_RUNNING,
-                     libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED):
+        if state == (domain_states.RUNNING,
+                     domain_states.RUNNING_POSTCOPY_FAILED):
             return recovery.PAUSED
-        if state == (libvirt.VIR_DOMAIN_RUNNING,
-                     libvirt.VIR_DOMAIN_RUNNING_MIGRATED):
+        if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
             return recovery.COMPLETED
         return recovery.MIGRATING
 
@@ -379,9 +407,6 @@ class LibvirtJob:
 
 def _describe(domain):
     try:
-        state = tuple(domain.state())
+        return domain_states.describe(tuple(domain.state()))
     except libvirt.libvirtError as error:
         return 'cannot be asked (%s)' % error.get_error_message()
-    name = STATE_NAMES.get(state[0], 'state %d' % state[0])
-    reason = REASON_NAMES.get(state)
-    return '%s (%s)' % (name, reason) if reason else name

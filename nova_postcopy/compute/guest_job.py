@@ -18,6 +18,7 @@ import threading
 from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
+from nova_postcopy import domain_states
 from nova_postcopy import jobs
 from nova_postcopy import recovery
 
@@ -26,11 +27,6 @@ LOG = logging.getLogger(__name__)
 POSTCOPY_STATUS = 'running (post-copy)'
 # virDomainState / virDomainPausedReason, as numbers: libvirt-python is
 # imported by Nova only, and fakelibvirt lacks some of them.
-DOMAIN_RUNNING = 1
-DOMAIN_PAUSED = 3
-PAUSED_POSTCOPY = 12
-PAUSED_POSTCOPY_FAILED = 13
-DOMAIN_SHUTOFF = 5
 _JOBINFO_KEYS = {'comp_cache': 'compression_cache',
                  'comp_bytes': 'compression_bytes',
                  'comp_pages': 'compression_pages',
@@ -126,8 +122,7 @@ class NovaGuestJob:
             LOG.debug('Migration not running yet', instance=self.instance)
         elif info.type == lv.VIR_DOMAIN_JOB_UNBOUNDED and (
                 (self.postcopy_started or self.switch_requested)
-                and self.domain_state() == (DOMAIN_PAUSED,
-                                            PAUSED_POSTCOPY_FAILED)):
+                and self.domain_state() == domain_states.POSTCOPY_FAILED):
             # libvirt keeps a frozen job of type "unbounded" on the source
             # of a failed post-copy; the domain's state tells.
             self.ending = jobs.POSTCOPY_FAILED
@@ -142,13 +137,10 @@ class NovaGuestJob:
                      instance=self.instance)
             self.ending = jobs.COMPLETED
         elif info.type == lv.VIR_DOMAIN_JOB_FAILED:
-            if self.memory_split():
-                self.ending = jobs.POSTCOPY_FAILED
-            elif self.cancel_requested:
-                # The job is gone before its type said "cancelled".
-                self.ending = jobs.CANCELLED
-            else:
-                self.ending = jobs.FAILED
+            # A cancel: the job is gone before its type said "cancelled".
+            self.ending = domain_states.failed_ending(
+                self.domain_state(), self.postcopy_asked(),
+                self.cancel_requested)
         elif info.type == lv.VIR_DOMAIN_JOB_CANCELLED:
             LOG.warning('Migration operation was cancelled',
                         instance=self.instance)
@@ -183,21 +175,22 @@ class NovaGuestJob:
                 not self.switch_requested):
             # Switched before we watched (or by Nova's own code).
             return True
-        return self.switch_requested and self.domain_state() == (
-            DOMAIN_PAUSED, PAUSED_POSTCOPY)
+        return (self.switch_requested
+                and self.domain_state() == domain_states.IN_POSTCOPY)
+
+    def postcopy_asked(self):
+        return (self.postcopy_started or self.switch_requested
+                or self.migration.status == POSTCOPY_STATUS)
 
     def memory_split(self):
         """After a failure: does the guest's memory live on both hosts?
 
-        Only when post-copy started (or was asked for) and the source is
-        not running the guest: a source that runs it holds every page, and
-        Nova's rollback is then right.
+        A source that runs the guest holds every page, and Nova's rollback
+        is then right.
         """
-        if not (self.postcopy_started or self.switch_requested
-                or self.migration.status == POSTCOPY_STATUS):
-            return False
-        state = self.domain_state()
-        return state is None or state[0] != DOMAIN_RUNNING
+        return domain_states.failed_ending(
+            self.domain_state(), self.postcopy_asked(),
+            False) == jobs.POSTCOPY_FAILED
 
     def domain_state(self):
         """(state, reason) of the source domain; reason None if unknown."""
@@ -208,7 +201,7 @@ class NovaGuestJob:
                 return (state[0], state[1])
             # Bindings without virDomainGetState: running or not is all
             # that can be told.
-            return (DOMAIN_RUNNING if domain.isActive() else 0, None)
+            return (domain_states.RUNNING if domain.isActive() else 0, None)
         except self.libvirt.libvirtError:
             return None  # the domain went away
 
@@ -298,9 +291,9 @@ class NovaGuestJob:
             # The original call has not given up: QEMU may still finish.
             return recovery.MIGRATING
         state = self.domain_state()
-        if state is None or state[0] == DOMAIN_SHUTOFF:
+        if state is None or state[0] == domain_states.SHUTOFF:
             return recovery.COMPLETED
-        if state == (DOMAIN_PAUSED, PAUSED_POSTCOPY_FAILED):
+        if state == domain_states.POSTCOPY_FAILED:
             return recovery.PAUSED
         return recovery.MIGRATING
 
@@ -343,7 +336,4 @@ class NovaGuestJob:
         return [jobs.JobEvent(kind, self._elapsed(), detail=detail)]
 
     def describe_hosts(self):
-        state = self.domain_state()
-        if state == (DOMAIN_PAUSED, PAUSED_POSTCOPY_FAILED):
-            return 'source paused (post-copy failed)'
-        return 'source in state %s' % (state,)
+        return 'source %s' % domain_states.describe(self.domain_state())

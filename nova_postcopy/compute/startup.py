@@ -36,19 +36,10 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_postcopy.compute import guest_job
+from nova_postcopy import domain_states
 
 LOG = logging.getLogger(__name__)
 
-DOMAIN_PAUSED = 3
-PAUSED_POSTCOPY = 12
-# Between the end of a completed outgoing job and QEMU's exit, the source
-# domain is "being shut down" (4, 0): measured on the lab cloud, where a
-# poll that met it gave the instance up (``doc/source/contributor/
-# cloud.rst``). Not an ending: wait on.
-DOMAIN_SHUTDOWN = 4
-# What the source domain is once its outgoing migration completed (until
-# Nova's clean-up undefines it): shut off, reason "migrated".
-MIGRATED_AWAY = (5, 4)
 # How often, and for how long, the end of an adopted job is looked for.
 POLL_S = 1.0
 WAIT_MAX_S = 3600
@@ -104,8 +95,10 @@ def adopt(driver, context, instances):
         if migration is not None:
             state = domain_state(driver._host.get_connection(),
                                  libvirt_driver.libvirt, instance.name)
-        in_postcopy = state in (None, MIGRATED_AWAY,
-                                (DOMAIN_PAUSED, PAUSED_POSTCOPY))
+        # The source once its outgoing migration completed (until Nova's
+        # clean-up undefines it): shut off, reason "migrated".
+        in_postcopy = state in (None, domain_states.MIGRATED_AWAY,
+                                domain_states.IN_POSTCOPY)
         if migration is None or not in_postcopy:
             give_back_allocations(driver, context, instance)
             keep.append(instance)
@@ -124,9 +117,11 @@ def finish(driver, instance, migration):
     context = nova_context.get_admin_context()
     libvirt = libvirt_driver.libvirt
     deadline = time.monotonic() + WAIT_MAX_S
-    state = (DOMAIN_PAUSED, PAUSED_POSTCOPY)
-    while state == (DOMAIN_PAUSED, PAUSED_POSTCOPY) or (
-            state is not None and state[0] == DOMAIN_SHUTDOWN):
+    state = domain_states.IN_POSTCOPY
+    # Between the end of a completed job and QEMU's exit the source is
+    # "being shut down" (4, 0): a poll that met it on the lab cloud gave
+    # the instance up to the operator.
+    while not domain_states.outgoing_job_over(state):
         if time.monotonic() > deadline:
             LOG.error('post-copy to %s still running after %d s; left to the '
                       'operator', migration.dest_compute, WAIT_MAX_S,
@@ -135,7 +130,7 @@ def finish(driver, instance, migration):
         time.sleep(POLL_S)
         state = domain_state(driver._host.get_connection(), libvirt,
                              instance.name)
-    if state == (DOMAIN_PAUSED, guest_job.PAUSED_POSTCOPY_FAILED):
+    if state == domain_states.POSTCOPY_FAILED:
         LOG.error('post-copy to %s failed while nova-compute was down; the '
                   'guest runs there and its memory is split: nothing is '
                   'destroyed. Fix the network, then %s',
@@ -143,9 +138,10 @@ def finish(driver, instance, migration):
                   driver._resume_command(instance, migration.dest_compute),
                   instance=instance)
         return
-    if state not in (None, MIGRATED_AWAY):
-        LOG.warning('post-copy to %s: the domain here is in state %s; left '
-                    'to the operator', migration.dest_compute, state,
+    if state not in (None, domain_states.MIGRATED_AWAY):
+        LOG.warning('post-copy to %s: the domain here is %s %s; left to the '
+                    'operator', migration.dest_compute,
+                    domain_states.describe(state), state,
                     instance=instance)
         return
     # Shared storage (post-copy is never planned with block migration), so

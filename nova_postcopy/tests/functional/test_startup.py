@@ -19,9 +19,10 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.unit import fake_instance
 
 from nova_postcopy.compute import startup
+from nova_postcopy import domain_states
 
-POSTCOPY = (startup.DOMAIN_PAUSED, startup.PAUSED_POSTCOPY)
-POSTCOPY_FAILED = (startup.DOMAIN_PAUSED, 13)
+POSTCOPY = domain_states.IN_POSTCOPY
+POSTCOPY_FAILED = domain_states.POSTCOPY_FAILED
 RUNNING = (1, 1)
 
 
@@ -110,7 +111,7 @@ class TestAdopt(test.NoDBTestCase):
 
     def test_a_completed_job_gets_novas_post_migration(self):
         instance = self.instance('done')
-        self.adopt({'done': [POSTCOPY, POSTCOPY, startup.MIGRATED_AWAY]},
+        self.adopt({'done': [POSTCOPY, POSTCOPY, domain_states.MIGRATED_AWAY]},
                    [instance])
         startup.finish(*self.spawned[0][1:])
         post = self.driver.virtapi._compute._post_live_migration

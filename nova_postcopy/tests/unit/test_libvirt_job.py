@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The CLI's job port on Nova's fakelibvirt: how a failed call is read.
+
+fakelibvirt stands in for the binding (its constants and error type); the
+domain is scripted, since what matters is what the port makes of the
+state libvirt leaves behind.
+"""
+
+import fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
+
+from nova_postcopy import jobs
+from nova_postcopy import libvirt_job
+from nova_postcopy.tests.unit import base
+
+
+class ScriptedDomain(object):
+    """migrateToURI3 fails; the state is what libvirt left."""
+
+    def __init__(self, state):
+        self._state = list(state)
+        self.resumed = 0
+
+    def migrateToURI3(self, uri, params, flags):
+        raise fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError, 'operation failed: migration failed',
+            error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED)
+
+    def migrateStartPostCopy(self, flags):
+        pass
+
+    def suspend(self):
+        self._state = [3, 1]
+
+    def resume(self):
+        self.resumed += 1
+        self._state = [1, 5]
+
+    def state(self):
+        return self._state
+
+    def name(self):
+        return 'g1'
+
+
+class TestLibvirtJobEndings(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
+
+    def job(self, domain):
+        job = libvirt_job.LibvirtJob(None, domain, 'qemu+tcp://b/system',
+                                     {}, 0, probe_dirty_rate=False)
+        job._started = 0.0
+        return job
+
+    def ending(self, job):
+        job._migrate()
+        return [e.kind for e in job.poll_events()]
+
+    def test_switch_asked_and_event_late_is_a_postcopy_failure(self):
+        domain = ScriptedDomain([3, 13])
+        job = self.job(domain)
+        job.start_postcopy()
+        # The post-copy event has not arrived: the state tells.
+        self.assertEqual([jobs.POSTCOPY_FAILED], self.ending(job))
+
+    def test_a_guest_paused_to_converge_runs_again_after_a_failure(self):
+        domain = ScriptedDomain([1, 1])
+        job = self.job(domain)
+        job.pause()
+        self.assertEqual([jobs.FAILED], self.ending(job))
+        self.assertEqual(1, domain.resumed)
+        self.assertEqual([1, 5], domain.state())
+        self.assertIn('paused to converge, runs again on the source',
+                      self.log.output)
+
+    def test_an_aborted_paused_guest_runs_again(self):
+        domain = ScriptedDomain([1, 1])
+        job = self.job(domain)
+        job.pause()
+        job.aborted = True
+        self.assertEqual([jobs.CANCELLED], self.ending(job))
+        self.assertEqual(1, domain.resumed)
+
+    def test_a_split_guest_is_never_resumed_on_the_source(self):
+        domain = ScriptedDomain([1, 1])
+        job = self.job(domain)
+        job.pause()
+        job.start_postcopy()
+        domain._state = [3, 13]
+        self.assertEqual([jobs.POSTCOPY_FAILED], self.ending(job))
+        self.assertEqual(0, domain.resumed)
