@@ -153,6 +153,12 @@ class MigrationMonitor:
         tracker.update(sample)
         if self.record_samples:
             outcome.samples.append(sample)
+        if state.phase == 'paused':
+            decision = self.chain.decide_paused(
+                tracker, self.context, self.clock.now() - state.paused_at)
+            self._log_decision(decision, state, tracker, outcome)
+            self._apply(job, decision, state, tracker, outcome)
+            return decision
         if state.phase != 'precopy':
             return None
         if state.forced:
@@ -233,6 +239,7 @@ class MigrationMonitor:
                 state.last_logged = None
                 return
             state.phase = 'aborting' if action is Action.ABORT else 'paused'
+            state.paused_at = self.clock.now()
             outcome.end_reason = decision.reason
 
     def _warn_slow_switch(self, state):
@@ -287,5 +294,6 @@ class _State:
         self.last_logged = None
         self.postcopy_started_s = None
         self.switch_requested_s = None
+        self.paused_at = None
         self.warned_slow_switch = False
         self.forced = False

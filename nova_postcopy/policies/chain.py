@@ -87,6 +87,32 @@ class PolicyChain:
                     context)), 'budget')
         return proposal
 
+    def decide_paused(self, progress, context, paused_for_s):
+        """A guest paused at the budget: when to give up on it.
+
+        Paused, the guest dirties nothing and pre-copy ends within one pass
+        of what remains, unless the link or the destination is stuck: then
+        it would wait paused for ever (no policy is asked after the pause).
+        It is aborted, and resumed on the source, after
+        ``progress_timeout`` without data moving, or, with that guard off,
+        after as long again as the pre-copy budget.
+        """
+        if (self.progress_timeout_s is not None
+                and progress.stalled_for_s >= self.progress_timeout_s):
+            return Decision(
+                Action.ABORT,
+                'guest paused to converge, and no data moved for %.0f s: '
+                'the network or the destination is stuck; aborting, the '
+                'guest runs again on the source' % progress.stalled_for_s,
+                'network-stall guard')
+        if paused_for_s >= context.budget_s:
+            return Decision(
+                Action.ABORT,
+                'guest paused to converge for %.0f s, as long as the '
+                'pre-copy budget, and pre-copy did not end; aborting, the '
+                'guest runs again on the source' % paused_for_s, 'budget')
+        return Decision.keep_going('guest paused to converge', 'budget')
+
     def _ask_policies(self, progress, context):
         for policy in self.policies:
             decision = policy.decide(progress, context)

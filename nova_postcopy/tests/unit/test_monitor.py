@@ -158,13 +158,16 @@ class TestMonitor(base.TestCase):
 
 class TestMonitorOnTheModel(base.TestCase):
 
-    def run_model(self, spec, budget_action, budget_s=60):
+    def run_model(self, spec, budget_action, budget_s=60,
+                  progress_timeout_s=None):
         guest = workload.Workload.parse(spec)
         sim = model.MigrationModel(guest)
         virtual = clock.VirtualClock()
-        rules = chain.PolicyChain([], budget_action=budget_action)
+        rules = chain.PolicyChain([], budget_action=budget_action,
+                                  progress_timeout_s=progress_timeout_s)
         watcher = monitor.MigrationMonitor(
-            rules, policy_base.MigrationContext(budget_s), virtual)
+            rules, policy_base.MigrationContext(budget_s), virtual,
+            horizon_s=2000)
         return watcher.run(sim_job.SimulatedJob(sim, virtual))
 
     def test_abort_at_budget_leaves_the_guest_on_the_source(self):
@@ -181,6 +184,25 @@ class TestMonitorOnTheModel(base.TestCase):
         # Paused at 60 s, a pass of the working set later it completes.
         self.assertGreater(outcome.downtime_ms, 1000)
         self.assertLess(outcome.total_s, 70)
+
+    def test_paused_guest_given_up_when_the_link_stalls(self):
+        # Paused at 60 s, the link dies at 61 s for ever.
+        outcome = self.run_model(
+            'ram_gib=4,link_gbps=10,wss_gib=2,dirty_gbps=30,'
+            'outage_at_s=61,outage_s=100000', Action.PAUSE,
+            progress_timeout_s=30)
+        self.assertEqual('aborted', outcome.result)
+        self.assertIn('guest paused to converge, and no data moved',
+                      outcome.end_reason)
+        self.assertLess(outcome.total_s, 61 + 30 + 5)
+
+    def test_paused_guest_given_up_after_a_second_budget_without_guard(self):
+        outcome = self.run_model(
+            'ram_gib=4,link_gbps=10,wss_gib=2,dirty_gbps=30,'
+            'outage_at_s=61,outage_s=100000', Action.PAUSE)
+        self.assertEqual('aborted', outcome.result)
+        self.assertIn('as long as the pre-copy budget', outcome.end_reason)
+        self.assertLess(outcome.total_s, 60 + 60 + 5)
 
 
 class AbortOnce(policy_base.SwitchPolicy):
