@@ -21,7 +21,9 @@ from nova_postcopy import capabilities
 from nova_postcopy import clock
 from nova_postcopy import conf as np_conf
 from nova_postcopy.conf import postcopy as postcopy_opts
+from nova_postcopy import domain_states
 from nova_postcopy import exception
+from nova_postcopy import jobs
 from nova_postcopy import libvirt_job
 from nova_postcopy import monitor
 from nova_postcopy import negotiate
@@ -154,18 +156,19 @@ def prepare(args, conf):
                          % (args.domain, args.source_uri,
                             ', '.join(names) or 'none'))
     state = tuple(domain.state())
-    failed = (lv.VIR_DOMAIN_PAUSED, lv.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
+    failed = domain_states.POSTCOPY_FAILED
     if args.resume and state != failed:
         raise UsageError('domain %r is not a failed post-copy migration '
-                         '(state %s, expected paused/post-copy failed); '
-                         'nothing to resume' % (args.domain, list(state)))
+                         '(it is %s, expected paused (post-copy failed)); '
+                         'nothing to resume'
+                         % (args.domain, domain_states.describe(state)))
     if not args.resume and domain.jobInfo()[0] != lv.VIR_DOMAIN_JOB_NONE:
         raise UsageError('domain %r already has a job running (another '
                          'migration?); wait for it or abort it first'
                          % args.domain)
-    if not args.resume and state[0] != lv.VIR_DOMAIN_RUNNING:
-        raise UsageError('domain %r is not running (state %s)%s'
-                         % (args.domain, list(state),
+    if not args.resume and state[0] != domain_states.RUNNING:
+        raise UsageError('domain %r is not running (it is %s)%s'
+                         % (args.domain, domain_states.describe(state),
                             '; to resume a failed post-copy, add --resume'
                             if state == failed else ''))
     host = urllib.parse.urlsplit(args.dest_uri).hostname
@@ -292,18 +295,23 @@ def run(args, conf, setup):
     # the job.
     signal.signal(signal.SIGTERM, _interrupt)
     name = setup.name
+    current = {}
+    signal.signal(signal.SIGINT, lambda signum, frame: _on_ctrl_c(
+        current.get('job'), setup))
     if args.resume:
         return resume(conf, setup)
     postcopy = setup.plan.postcopy
     recover, why_not = setup.recovery(conf, args.no_recovery)
     if postcopy and recover is None:
         LOG.info('%s: a post-copy cut by a network failure will not be '
-                 'resumed: %s', name, why_not)
+                 'resumed: %s%s', name, why_not,
+                 '' if args.dest_check_uri or args.no_recovery else
+                 NO_DEST_CHECK)
     while True:
         display = _Display(quiet=args.quiet)
         rules = chain.PolicyChain.from_conf(conf)
         context = setup.context(postcopy)
-        job = setup.job(postcopy)
+        job = current['job'] = setup.job(postcopy)
         watcher = monitor.MigrationMonitor(
             rules, context, clock.WallClock(),
             poll_interval=conf.poll_interval, on_poll=display.update,
@@ -313,9 +321,13 @@ def run(args, conf, setup):
             outcome = watcher.run(job)
         except KeyboardInterrupt:
             display.finish()
-            print('interrupted: aborting the migration; the guest stays on '
-                  'the source', file=sys.stderr)
-            abort_until_ended(job)
+            if job.in_postcopy():
+                print(LEFT_IN_POSTCOPY % setup.resume_command(),
+                      file=sys.stderr)
+            else:
+                print('interrupted: aborting the migration; the guest stays '
+                      'on the source', file=sys.stderr)
+                abort_until_ended(job, setup.resume_command())
             job.close()
             return 130
         display.finish()
@@ -374,19 +386,51 @@ def refused_postcopy_before_moving(outcome):
             and not outcome.bytes_sent)
 
 
-def abort_until_ended(job, deadline_s=60.0):
-    """Abort, again and again: libvirt refuses while the job sets up."""
+def abort_until_ended(job, resume_command, deadline_s=60.0):
+    """Abort, again and again: libvirt refuses while the job sets up.
+
+    Not once post-copy has begun: the guest runs on the destination then,
+    and libvirt refuses every abort.
+    """
     waited = 0.0
     while job.running() and waited < deadline_s:
+        if job.in_postcopy():
+            print('post-copy began before the abort; ' + LEFT_IN_POSTCOPY
+                  % resume_command, file=sys.stderr)
+            return
         try:
             job.abort()
-        except Exception as error:  # noqa: H201 - refusals are retried
+        except jobs.JobError as error:
             LOG.info('abort refused, asking again: %s', error)
         job.wait(1.0)
         waited += 1.0
     if job.running():
         print('the migration did not stop within %.0f s' % deadline_s,
               file=sys.stderr)
+
+
+# The CLI cannot tell by itself how to reach the destination's libvirt
+# (DEST_URI is how the source reaches it): without it, recovery is off.
+NO_DEST_CHECK = (
+    '. To enable recovery, give --dest-check-uri: the destination\'s '
+    'libvirt as this machine reaches it (e.g. qemu+ssh://DEST/system)')
+LEFT_IN_POSTCOPY = (
+    'left in post-copy: the guest runs on the destination and cannot be '
+    'brought back; libvirt completes the migration by itself. If the link '
+    'fails before it does, nothing resumes it now: run %s')
+IN_POSTCOPY_NOTICE = (
+    'in post-copy: the guest already runs on the destination, and a '
+    'migration in post-copy cannot be aborted; watching it to its end '
+    '(and resuming it if the link fails). Ctrl-C again to stop watching.')
+
+
+def _on_ctrl_c(job, setup):
+    """Ctrl-C: abort in pre-copy; in post-copy, say why not, once."""
+    if job is None or not job.in_postcopy() or job.told_in_postcopy:
+        raise KeyboardInterrupt()
+    job.told_in_postcopy = True
+    print('\n' + IN_POSTCOPY_NOTICE, file=sys.stderr)
+    LOG.info('%s: interrupted in post-copy; watching on', setup.name)
 
 
 def _interrupt(signum, frame):

@@ -38,6 +38,7 @@ def migrate(label, guest, extra):
     started = time.monotonic()
     subprocess.run(['nova-postcopy-migrate', lab('uri', 'A', capture=True),
                     DEST, guest, '--bandwidth-mibs', str(BANDWIDTH_MIBS),
+                    '--dest-check-uri', lab('uri', 'B', capture=True),
                     '--config-file', os.path.join(OUT, 'demo.conf'),
                     '--report', report, '--plot', plot] + extra)
     wall = time.monotonic() - started
