@@ -178,3 +178,42 @@ def negotiate(source, destination, instance, bandwidth_mibs=0):
                 reasons.append('no recovery: %s %s' % (role, check.why))
     return Plan(True, recovery, source.preempt and destination.preempt,
                 bandwidth_mibs, tuple(reasons))
+
+
+# libvirt's VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY (Nova builds the other
+# parameters, and its fakelibvirt lacks the constant).
+PARAM_BANDWIDTH_POSTCOPY = 'bandwidth.postcopy'
+
+
+def call_flags(lv, flags, params, postcopy, bandwidth_mibs, auto_converge):
+    """The migration call's flags and parameters for post-copy or not.
+
+    The one place the plan becomes libvirt's flags, for the CLI and the
+    Nova driver alike: post-copy with its background bandwidth, or
+    pre-copy with auto-converge where the operator permits it (post-copy is
+    the better way out of a busy guest; without it, slowing the guest is
+    what is left before the budget).
+
+    :param lv: the libvirt module (or Nova's fakelibvirt).
+    :returns: (flags, params), ``params`` a new dict.
+    """
+    params = dict(params)
+    params.pop(PARAM_BANDWIDTH_POSTCOPY, None)
+    flags &= ~(lv.VIR_MIGRATE_POSTCOPY | lv.VIR_MIGRATE_AUTO_CONVERGE)
+    if postcopy:
+        flags |= lv.VIR_MIGRATE_POSTCOPY
+        if bandwidth_mibs:
+            params[PARAM_BANDWIDTH_POSTCOPY] = bandwidth_mibs
+    elif auto_converge:
+        flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+    return flags, params
+
+
+def retry_as_precopy(error_text, mode):
+    """Whether a post-copy call refused at Prepare goes again as pre-copy.
+
+    Nothing has moved when the destination's QEMU refuses post-copy at
+    Prepare; an instance that requires post-copy fails there instead.
+    """
+    return (mode != 'required'
+            and REFUSED_AT_PREPARE in (error_text or ''))

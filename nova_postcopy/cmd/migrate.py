@@ -178,22 +178,21 @@ def prepare(args, conf):
                          ' give --migrate-uri' % args.dest_uri)
     mode = 'forbidden' if args.no_postcopy else args.postcopy_mode
     if args.resume:
-        plan = negotiate.Plan(True, True, False, 0, (
-            'resuming a failed post-copy migration',))
+        plan = negotiate.Plan(True, True, False,
+                              conf.postcopy_bandwidth_mibs, (
+                                  'resuming a failed post-copy migration',))
     else:
         plan = negotiate.negotiate(
             capabilities.judge(probe.host_facts(connection, local=False,
                                                 trial=False)),
             destination_report(args.dest_check_uri),
             probe.instance_facts(domain.XMLDesc(0), name=args.domain,
-                                 mode=mode))
+                                 mode=mode),
+            bandwidth_mibs=conf.postcopy_bandwidth_mibs)
     LOG.info('%s: plan: %s', args.domain, plan.summary())
     params = {lv.VIR_MIGRATE_PARAM_URI: migrate_uri}
     if args.bandwidth_mibs:
         params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = args.bandwidth_mibs
-    if plan.postcopy and conf.postcopy_bandwidth_mibs:
-        params[lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = (
-            conf.postcopy_bandwidth_mibs)
     ram_mib = domain.info()[1] / 1024.0
     if args.policy:
         np_conf.CONF.set_override('switch_policies', args.policy,
@@ -249,15 +248,9 @@ class Setup(object):
         flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER
         if self.tls:
             flags |= lv.VIR_MIGRATE_TLS
-        params = dict(self.params)
-        if postcopy:
-            flags |= lv.VIR_MIGRATE_POSTCOPY
-        else:
-            params.pop(lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY, None)
-            if self.auto_converge:
-                # Post-copy is the better way out of a busy guest; without
-                # it, slowing the guest is what is left before the budget.
-                flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        flags, params = negotiate.call_flags(
+            lv, flags, self.params, postcopy, self.plan.bandwidth_mibs,
+            self.auto_converge)
         return libvirt_job.LibvirtJob(self.connection, self.domain,
                                       self.dest_uri, params, flags,
                                       dest_connection=self.dest_connection)
@@ -332,8 +325,8 @@ def run(args, conf, setup):
             return 130
         display.finish()
         job.close()
-        if not (postcopy and refused_postcopy_before_moving(outcome)
-                and setup.mode != 'required'):
+        if not (postcopy and refused_postcopy_before_moving(outcome,
+                                                            setup.mode)):
             break
         LOG.info('%s: the destination refused post-copy before any memory '
                  'moved (%s); retrying once as pre-copy', name,
@@ -375,15 +368,14 @@ def resume(conf, setup):
     return 0 if result.succeeded else 1
 
 
-def refused_postcopy_before_moving(outcome):
+def refused_postcopy_before_moving(outcome, mode):
     """Whether the destination's QEMU refused post-copy at Prepare.
 
     That is its answer when it has no userfaultfd; nothing moved yet, so
-    pre-copy can start clean.
+    pre-copy can start clean (unless the instance requires post-copy).
     """
-    return (outcome.result == 'failed'
-            and negotiate.REFUSED_AT_PREPARE in (outcome.end_reason or '')
-            and not outcome.bytes_sent)
+    return (outcome.result == 'failed' and not outcome.bytes_sent
+            and negotiate.retry_as_precopy(outcome.end_reason, mode))
 
 
 def abort_until_ended(job, resume_command, deadline_s=60.0):

@@ -47,7 +47,6 @@ from nova_postcopy import recovery
 LOG = logging.getLogger(__name__)
 CONF = libvirt_driver.CONF
 
-PARAM_BANDWIDTH_POSTCOPY = 'bandwidth.postcopy'
 IMAGE_MODE_KEY = 'image_' + instance_mode.IMAGE_KEY
 PROBE_MAX_AGE_S = 600
 
@@ -549,21 +548,17 @@ class _PlannedDomain:
     def migrateToURI3(self, dconnuri, params, flags):
         lv = _libvirt()
         plan = self._planned.plan
-        params = dict(params)
-        flags &= ~(lv.VIR_MIGRATE_POSTCOPY | lv.VIR_MIGRATE_AUTO_CONVERGE)
-        if plan.postcopy:
-            flags |= lv.VIR_MIGRATE_POSTCOPY
-            if plan.bandwidth_mibs:
-                params[PARAM_BANDWIDTH_POSTCOPY] = plan.bandwidth_mibs
-        elif CONF.libvirt.live_migration_permit_auto_converge:
-            flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        auto_converge = CONF.libvirt.live_migration_permit_auto_converge
+        flags, params = negotiate.call_flags(
+            lv, flags, params, plan.postcopy, plan.bandwidth_mibs,
+            auto_converge)
         self._planned.migrate_call = (dconnuri, dict(params), flags)
         try:
             return self._domain.migrateToURI3(dconnuri, params=params,
                                               flags=flags)
         except lv.libvirtError as error:
-            if not (plan.postcopy and self._planned.mode != 'required'
-                    and negotiate.REFUSED_AT_PREPARE in str(error)):
+            if not (plan.postcopy and negotiate.retry_as_precopy(
+                    str(error), self._planned.mode)):
                 raise
             LOG.info('the destination refused post-copy before any memory '
                      'moved (%s); retrying once as pre-copy', error,
@@ -573,10 +568,8 @@ class _PlannedDomain:
         if watcher is not None:
             watcher.context = dataclasses.replace(watcher.context,
                                                   postcopy_allowed=False)
-        params.pop(PARAM_BANDWIDTH_POSTCOPY, None)
-        flags &= ~lv.VIR_MIGRATE_POSTCOPY
-        if CONF.libvirt.live_migration_permit_auto_converge:
-            flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
+        flags, params = negotiate.call_flags(lv, flags, params, False, 0,
+                                             auto_converge)
         self._planned.migrate_call = (dconnuri, dict(params), flags)
         return self._domain.migrateToURI3(dconnuri, params=params,
                                           flags=flags)
