@@ -31,7 +31,10 @@ from oslo_log import log as logging
 
 from nova_postcopy import budget
 from nova_postcopy import capabilities
+from nova_postcopy.compute import failure
 from nova_postcopy.compute import guest_job
+from nova_postcopy.compute import planned as planned_mod
+from nova_postcopy.compute import readiness
 from nova_postcopy.compute import startup
 from nova_postcopy.compute import traits
 from nova_postcopy import conf as np_conf
@@ -48,7 +51,6 @@ LOG = logging.getLogger(__name__)
 CONF = libvirt_driver.CONF
 
 IMAGE_MODE_KEY = 'image_' + instance_mode.IMAGE_KEY
-PROBE_MAX_AGE_S = 600
 
 
 def _libvirt():
@@ -66,45 +68,14 @@ class NovaClock:
         time.sleep(seconds)
 
 
-class PostcopyFailed(nova_exception.NovaException):
-    # The instance fault keeps 255 characters: the next step comes first.
-    msg_fmt = ('Post-copy to %(dest)s failed; guest memory is split between '
-               '%(source)s (paused) and %(dest)s (running), both kept: do not '
-               'reboot or delete. Fix the network, then on %(source)s: virsh '
-               'migrate --live --p2p --postcopy --postcopy-resume %(domain)s '
-               '%(uri)s. %(detail)s')
-
-
-class PostcopyLost(nova_exception.NovaException):
-    msg_fmt = ('Post-copy to %(dest)s failed and the guest stopped there: '
-               'its domain on %(dest)s is gone, and its memory with it. '
-               '%(source)s keeps a paused, incomplete copy for inspection; '
-               'restart the instance from its disks (reset its state, then '
-               'hard reboot). %(detail)s')
-
-
-@dataclasses.dataclass
-class _Migration:
-    """What one outgoing migration of this host was planned with."""
-
-    plan: negotiate.Plan
-    mode: str
-    flags_postcopy: bool
-    job: object = None
-    watcher: object = None
-    # (uri, params, flags) of the migration call, for a resume.
-    migrate_call: tuple = None
-
-
 class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     """Load with ``compute_driver = postcopy.PostcopyLibvirtDriver``."""
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         self._postcopy_migrations = {}
-        self._postcopy_report = None
-        self._postcopy_report_at = None
-        self._postcopy_traits = None
+        self._postcopy_readiness = readiness.Readiness(
+            lambda: self._postcopy_facts())
 
     def init_host(self, host):
         # A bad [postcopy] value stops the service here, naming the option,
@@ -123,60 +94,16 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _postcopy_facts(self):
         """This host's facts: files, libvirt, and an incoming QEMU's word."""
-        facts = probe.local_facts()
-        facts['hostname'] = self._host.get_hostname()
-        connection = self._host.get_connection()
-        facts['libvirt_version'] = probe.version_triple(
-            connection.getLibVersion())
-        facts['qemu_version'] = probe.version_triple(connection.getVersion())
-        try:
-            facts.update(probe.trial_incoming_qemu(connection))
-        except Exception as error:  # noqa: H201 - the trial is best effort
-            LOG.info('post-copy trial QEMU not run (%s); judging from files '
-                     'and versions', error)
-        return capabilities.HostFacts(**facts)
+        return readiness.host_facts(self._host)
 
     def _postcopy_host_report(self):
-        now = time.monotonic()
-        if (self._postcopy_report is None
-                or now - self._postcopy_report_at > PROBE_MAX_AGE_S):
-            # What guests run under is Nova's choice, not the probe's.
-            self._postcopy_report = capabilities.judge(dataclasses.replace(
-                self._postcopy_facts(), accelerator=probe.ACCELERATORS.get(
-                    CONF.libvirt.virt_type)))
-            self._postcopy_report_at = now
-        return self._postcopy_report
+        return self._postcopy_readiness.report()
 
     def update_provider_tree(self, provider_tree, nodename,
                              allocations=None):
         super().update_provider_tree(provider_tree, nodename,
                                      allocations=allocations)
-        try:
-            report = self._postcopy_host_report()
-        except Exception:  # noqa: H201 - never break resource tracking
-            LOG.exception('post-copy readiness of %s could not be probed; '
-                          'advertising no post-copy trait', nodename)
-            report = capabilities.judge(capabilities.HostFacts(
-                hostname=nodename))
-            report = dataclasses.replace(report, checks=tuple(
-                dataclasses.replace(c, status=capabilities.FAIL)
-                if c.name == 'userfaultfd' else c for c in report.checks))
-        have = traits.traits_for(report)
-        provider_tree.remove_traits(
-            nodename, *[t for t in traits.ALL if t not in have])
-        provider_tree.add_traits(nodename, *sorted(have))
-        if have != self._postcopy_traits:
-            self._postcopy_traits = have
-            failing, warnings = (
-                ['%s: %s' % (c.name, c.why) for c in report.checks
-                 if c.status == status]
-                for status in (capabilities.FAIL, capabilities.WARN))
-            LOG.info('post-copy readiness of %s: advertising [%s]%s%s',
-                     nodename, ', '.join(sorted(have)) or 'no trait',
-                     ('; not ready: ' + '; '.join(failing)) if failing
-                     else '',
-                     ('; warnings: ' + '; '.join(warnings)) if warnings
-                     else '')
+        self._postcopy_readiness.advertise(provider_tree, nodename)
 
     # -- negotiation ---------------------------------------------------------
 
@@ -300,8 +227,8 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                 bandwidth_mibs=np_conf.CONF.postcopy.postcopy_bandwidth_mibs)
         LOG.info('live migration to %s: %s (mode %s from %s)', dest,
                  plan.summary(), mode, where, instance=instance)
-        return _Migration(plan=plan, mode=mode,
-                          flags_postcopy=plan.postcopy)
+        return planned_mod.Migration(plan=plan, mode=mode,
+                                     flags_postcopy=plan.postcopy)
 
     # -- the migration -------------------------------------------------------
 
@@ -332,7 +259,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                                   device_names):
         planned = self._postcopy_migrations.get(instance.uuid)
         if planned is not None:
-            planned_guest = type(guest)(_PlannedDomain(
+            planned_guest = type(guest)(planned_mod.PlannedDomain(
                 guest._domain, planned, instance))
             guest = planned_guest
         try:
@@ -477,42 +404,10 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _postcopy_failed(self, context, instance, dest, migrate_data, job,
                          outcome):
-        """Leave both halves alone; tell the operator what to do."""
-        source = self._host.get_hostname()
-        found = outcome.recovery or {}
-        if found.get('result') == 'lost':
-            # Recovery logged why; the fault tells the operator.
-            error = PostcopyLost(dest=dest, source=source,
-                                 detail='Hosts: %s' % found['hosts'])
-        else:
-            if found:
-                detail = ('Not recovered within %.0f s (%d resume '
-                          'attempts); hosts: %s' % (
-                              found['took_s'], len(found['attempts']),
-                              found['hosts']))
-            else:
-                planned = self._postcopy_migrations.get(instance.uuid)
-                detail = 'Recovery was not available: %s' % (
-                    '; '.join(planned.plan.reasons) if planned else
-                    'no plan')
-            LOG.error('post-copy migration to %s failed (source domain '
-                      'state %s): the guest runs on %s with part of its '
-                      'memory still on %s. Neither half is destroyed and '
-                      'Nova\'s rollback is not run; the instance is put in '
-                      'ERROR until the migration is resumed.', dest,
-                      job.domain_state(), dest, source, instance=instance)
-            error = PostcopyFailed(dest=dest, source=source,
-                                   domain=instance.name,
-                                   uri=self._live_migration_uri(dest),
-                                   detail=detail)
-        try:
-            raise error
-        except (PostcopyFailed, PostcopyLost):
-            # With the traceback Nova keeps the whole text in the fault's
-            # details; the message is cut at 255 characters.
-            compute_utils.add_instance_fault_from_exc(
-                context, instance, error, sys.exc_info())
-            raise
+        planned = self._postcopy_migrations.get(instance.uuid)
+        failure.report(context, instance, self._host.get_hostname(), dest,
+                       self._live_migration_uri(dest), job, outcome,
+                       planned.plan if planned else None)
 
     def live_migration_abort(self, instance):
         planned = self._postcopy_migrations.get(instance['uuid'])
@@ -527,49 +422,3 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         if job is not None:
             job.cancel_requested = True
         super().live_migration_abort(instance)
-
-
-class _PlannedDomain:
-    """The domain as ``Guest.migrate`` sees it: flags from the plan.
-
-    ``Guest.migrate`` builds the parameters; here the plan's flags and the
-    post-copy bandwidth are applied, and a destination that refuses
-    post-copy at Prepare (nothing moved yet) gets one retry as pre-copy.
-    """
-
-    def __init__(self, domain, planned, instance):
-        self._domain = domain
-        self._planned = planned
-        self._instance = instance
-
-    def __getattr__(self, name):
-        return getattr(self._domain, name)
-
-    def migrateToURI3(self, dconnuri, params, flags):
-        lv = _libvirt()
-        plan = self._planned.plan
-        auto_converge = CONF.libvirt.live_migration_permit_auto_converge
-        flags, params = negotiate.call_flags(
-            lv, flags, params, plan.postcopy, plan.bandwidth_mibs,
-            auto_converge)
-        self._planned.migrate_call = (dconnuri, dict(params), flags)
-        try:
-            return self._domain.migrateToURI3(dconnuri, params=params,
-                                              flags=flags)
-        except lv.libvirtError as error:
-            if not (plan.postcopy and negotiate.retry_as_precopy(
-                    str(error), self._planned.mode)):
-                raise
-            LOG.info('the destination refused post-copy before any memory '
-                     'moved (%s); retrying once as pre-copy', error,
-                     instance=self._instance)
-        self._planned.flags_postcopy = False
-        watcher = getattr(self._planned, 'watcher', None)
-        if watcher is not None:
-            watcher.context = dataclasses.replace(watcher.context,
-                                                  postcopy_allowed=False)
-        flags, params = negotiate.call_flags(lv, flags, params, False, 0,
-                                             auto_converge)
-        self._planned.migrate_call = (dconnuri, dict(params), flags)
-        return self._domain.migrateToURI3(dconnuri, params=params,
-                                          flags=flags)

@@ -18,6 +18,8 @@ from nova.virt import fake
 from nova.virt.libvirt import guest as libvirt_guest
 
 from nova_postcopy.compute import driver as postcopy_driver
+from nova_postcopy.compute import failure
+from nova_postcopy.compute import planned as planned_mod
 from nova_postcopy.compute import traits
 from nova_postcopy import exception
 from nova_postcopy import negotiate
@@ -120,10 +122,10 @@ class TestPlannedDomain(test.NoDBTestCase):
                            | fakelibvirt.VIR_MIGRATE_POSTCOPY)
 
     def _migrate(self, plan, mode='allowed'):
-        planned = postcopy_driver._Migration(plan=plan, mode=mode,
-                                             flags_postcopy=plan.postcopy)
-        domain = postcopy_driver._PlannedDomain(self.domain, planned,
-                                                self.instance)
+        planned = planned_mod.Migration(plan=plan, mode=mode,
+                                        flags_postcopy=plan.postcopy)
+        domain = planned_mod.PlannedDomain(self.domain, planned,
+                                           self.instance)
         domain.migrateToURI3('qemu+tcp://dest/system', {'bandwidth': 0},
                              self.base_flags)
         return planned
@@ -219,7 +221,7 @@ class TestMonitor(test.NoDBTestCase):
                     None, self.instance, self.guest, 'dest', post, recover,
                     False, migrate_data, future, [])
                 error = None
-            except postcopy_driver.PostcopyFailed as raised:
+            except failure.PostcopyFailed as raised:
                 error = raised
         return post, recover, switch, fault, error
 
@@ -267,7 +269,7 @@ class TestMonitor(test.NoDBTestCase):
         self.assertEqual('running (post-copy)', self.migration.status)
 
     def test_operator_abort_is_refused_once_postcopy_runs(self):
-        planned = postcopy_driver._Migration(
+        planned = planned_mod.Migration(
             plan=negotiate.Plan(True, True, False, 0, ('',)), mode='allowed',
             flags_postcopy=True, job=mock.Mock(postcopy_started=True))
         self.driver._postcopy_migrations[self.instance.uuid] = planned
