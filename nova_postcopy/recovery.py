@@ -208,3 +208,28 @@ class PostcopyRecovery:
 
     def _elapsed(self, started):
         return self.clock.now() - started
+
+
+def unavailable(conf, plan):
+    """Why this migration's post-copy will not be recovered; None if it is.
+
+    :param conf: the loaded ``[postcopy]`` options.
+    :param plan: the migration's :class:`negotiate.Plan`.
+    """
+    if not conf.recovery_deadline:
+        return '[postcopy] recovery_deadline = 0'
+    if not plan.recovery:
+        return 'the plan has no recovery: %s' % ('; '.join(
+            r for r in plan.reasons if 'recovery' in r) or 'not negotiated')
+    return None
+
+
+def from_conf(port, conf, clock, name, next_step, deadline_s=None):
+    """The recovery ``[postcopy]`` configures, for the CLI and the driver.
+
+    :param deadline_s: instead of ``recovery_deadline`` (a resume by hand
+        when recovery is switched off still needs one).
+    """
+    return PostcopyRecovery(
+        port, clock, deadline_s or conf.recovery_deadline,
+        max_retry_s=conf.recovery_retry_max, name=name, next_step=next_step)

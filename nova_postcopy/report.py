@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What a migration leaves behind: JSON report, progress line and plot."""
+"""What a migration leaves behind: JSON report, progress line and plot.
+
+And what the CLI prints while and after it runs.
+"""
 
 import dataclasses
 import json
+import sys
 
 MIB = 1024 ** 2
 
@@ -65,3 +69,63 @@ def plot(path, outcome, tracker, title):
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
+
+
+def summary(outcome, name):
+    lines = ['%s: %s in %.1f s' % (name, outcome.result, outcome.total_s)]
+    if outcome.switch_at_s is not None:
+        lines.append('  switched to post-copy at %.1f s by %s: %s' % (
+            outcome.switch_at_s, outcome.switch_policy,
+            outcome.switch_reason))
+        lines.append('  post-copy took %.1f s, %d page requests' % (
+            outcome.postcopy_s, outcome.postcopy_requests))
+    if outcome.end_reason:
+        lines.append('  %s' % outcome.end_reason)
+    if outcome.postcopy_failed_at_s is not None:
+        lines.append('  post-copy failed at %.1f s' % (
+            outcome.postcopy_failed_at_s))
+    if outcome.recovery:
+        rec = outcome.recovery
+        lines.append('  recovery: %s after %.1f s, %d resume attempt(s)' % (
+            rec['result'], rec['took_s'], len(rec['attempts'])))
+        if rec['result'] == 'gave-up':
+            lines.append('  both halves left: %s' % rec['hosts'])
+        if rec['result'] == 'lost':
+            lines.append('  the destination has no domain to resume into: '
+                         '%s' % rec['hosts'])
+        if rec['result'] not in ('recovered', 'completed'):
+            lines.append('  next: %s' % rec['next_step'])
+    downtime = ('%.0f ms' % outcome.downtime_ms
+                if outcome.downtime_ms is not None else 'not reported')
+    lines.append('  downtime %s, %d passes, %.0f MiB sent' % (
+        downtime, outcome.passes, outcome.bytes_sent / 1024 ** 2))
+    return '\n'.join(lines)
+
+
+class Display:
+    """A progress bar on a terminal, a line every few seconds in a log."""
+
+    def __init__(self, quiet=False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = -1e9
+        self.tracker = None
+
+    def update(self, tracker, decision):
+        self.tracker = tracker
+        if self.quiet or tracker.sample is None:
+            return
+        line = progress_line(tracker, decision)
+        if self.tty:
+            sample = tracker.sample
+            done = 1 - sample.data_remaining / max(sample.data_total, 1)
+            bar = '#' * int(20 * done)
+            sys.stderr.write('\r[%-20s] %s' % (bar, line[:110]))
+            sys.stderr.flush()
+        elif tracker.elapsed_s - self.last >= 2.0:
+            self.last = tracker.elapsed_s
+            print(line, file=sys.stderr)
+
+    def finish(self):
+        if self.tty and not self.quiet:
+            sys.stderr.write('\n')

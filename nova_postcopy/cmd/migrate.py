@@ -19,11 +19,11 @@ from oslo_log import log as logging
 from nova_postcopy import budget
 from nova_postcopy import capabilities
 from nova_postcopy import clock
+from nova_postcopy.cmd import interrupt
 from nova_postcopy import conf as np_conf
 from nova_postcopy.conf import postcopy as postcopy_opts
 from nova_postcopy import domain_states
 from nova_postcopy import exception
-from nova_postcopy import jobs
 from nova_postcopy import libvirt_job
 from nova_postcopy import monitor
 from nova_postcopy import negotiate
@@ -35,6 +35,11 @@ from nova_postcopy import recovery
 from nova_postcopy import report
 
 LOG = logging.getLogger(__name__)
+# The CLI cannot tell by itself how to reach the destination's libvirt
+# (DEST_URI is how the source reaches it): without it, recovery is off.
+NO_DEST_CHECK = (
+    '. To enable recovery, give --dest-check-uri: the destination\'s '
+    'libvirt as this machine reaches it (e.g. qemu+ssh://DEST/system)')
 
 
 class UsageError(Exception):
@@ -261,21 +266,13 @@ class Setup(object):
 
     def recovery(self, conf, no_recovery):
         """(factory of the recovery for this migration or None, why not)."""
-        if no_recovery:
-            return None, 'disabled by --no-recovery'
-        if not conf.recovery_deadline:
-            return None, '[postcopy] recovery_deadline = 0'
-        if not self.plan.recovery:
-            return None, 'the plan has no recovery: %s' % '; '.join(
-                r for r in self.plan.reasons if 'recovery' in r)
-
-        def build(job):
-            return recovery.PostcopyRecovery(
-                job, clock.WallClock(), conf.recovery_deadline,
-                max_retry_s=conf.recovery_retry_max, name=self.name,
-                next_step='restore the link, then run: %s'
-                          % self.resume_command())
-        return build, ""
+        why_not = ('disabled by --no-recovery' if no_recovery
+                   else recovery.unavailable(conf, self.plan))
+        if why_not:
+            return None, why_not
+        return (lambda job: recovery.from_conf(
+            job, conf, clock.WallClock(), self.name,
+            'restore the link, then run: %s' % self.resume_command())), ''
 
     def context(self, postcopy):
         return base.MigrationContext(budget_s=self.budget_s,
@@ -286,10 +283,10 @@ class Setup(object):
 def run(args, conf, setup):
     # A service manager's stop is an interrupt too: abort, do not orphan
     # the job.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt.terminate)
     name = setup.name
     current = {}
-    signal.signal(signal.SIGINT, lambda signum, frame: _on_ctrl_c(
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupt.ctrl_c(
         current.get('job'), setup))
     if args.resume:
         return resume(conf, setup)
@@ -301,7 +298,7 @@ def run(args, conf, setup):
                  '' if args.dest_check_uri or args.no_recovery else
                  NO_DEST_CHECK)
     while True:
-        display = _Display(quiet=args.quiet)
+        display = report.Display(quiet=args.quiet)
         rules = chain.PolicyChain.from_conf(conf)
         context = setup.context(postcopy)
         job = current['job'] = setup.job(postcopy)
@@ -315,12 +312,12 @@ def run(args, conf, setup):
         except KeyboardInterrupt:
             display.finish()
             if job.in_postcopy():
-                print(LEFT_IN_POSTCOPY % setup.resume_command(),
+                print(interrupt.LEFT_IN_POSTCOPY % setup.resume_command(),
                       file=sys.stderr)
             else:
                 print('interrupted: aborting the migration; the guest stays '
                       'on the source', file=sys.stderr)
-                abort_until_ended(job, setup.resume_command())
+                interrupt.abort_until_ended(job, setup.resume_command())
             job.close()
             return 130
         display.finish()
@@ -333,7 +330,7 @@ def run(args, conf, setup):
                  outcome.end_reason)
         postcopy = False
     tracker = display.tracker
-    print(summary(outcome, name))
+    print(report.summary(outcome, name))
     if args.report:
         report.write_json(args.report, report.build(
             outcome, tracker, job.completed_stats(),
@@ -355,11 +352,10 @@ def resume(conf, setup):
     """Resume a failed post-copy left paused (after the deadline)."""
     job = setup.job(True)
     job.attach()
-    result = recovery.PostcopyRecovery(
-        job, clock.WallClock(), conf.recovery_deadline or 600,
-        max_retry_s=conf.recovery_retry_max, name=setup.name,
-        next_step='restore the link, then run again: %s'
-                  % setup.resume_command()).run()
+    result = recovery.from_conf(
+        job, conf, clock.WallClock(), setup.name,
+        'restore the link, then run again: %s' % setup.resume_command(),
+        deadline_s=conf.recovery_deadline or 600).run()
     job.close()
     print('%s: %s after %.1f s, %d resume attempt(s)' % (
         setup.name, result.result, result.took_s, len(result.attempts)))
@@ -376,117 +372,6 @@ def refused_postcopy_before_moving(outcome, mode):
     """
     return (outcome.result == 'failed' and not outcome.bytes_sent
             and negotiate.retry_as_precopy(outcome.end_reason, mode))
-
-
-def abort_until_ended(job, resume_command, deadline_s=60.0):
-    """Abort, again and again: libvirt refuses while the job sets up.
-
-    Not once post-copy has begun: the guest runs on the destination then,
-    and libvirt refuses every abort.
-    """
-    waited = 0.0
-    while job.running() and waited < deadline_s:
-        if job.in_postcopy():
-            print('post-copy began before the abort; ' + LEFT_IN_POSTCOPY
-                  % resume_command, file=sys.stderr)
-            return
-        try:
-            job.abort()
-        except jobs.JobError as error:
-            LOG.info('abort refused, asking again: %s', error)
-        job.wait(1.0)
-        waited += 1.0
-    if job.running():
-        print('the migration did not stop within %.0f s' % deadline_s,
-              file=sys.stderr)
-
-
-# The CLI cannot tell by itself how to reach the destination's libvirt
-# (DEST_URI is how the source reaches it): without it, recovery is off.
-NO_DEST_CHECK = (
-    '. To enable recovery, give --dest-check-uri: the destination\'s '
-    'libvirt as this machine reaches it (e.g. qemu+ssh://DEST/system)')
-LEFT_IN_POSTCOPY = (
-    'left in post-copy: the guest runs on the destination and cannot be '
-    'brought back; libvirt completes the migration by itself. If the link '
-    'fails before it does, nothing resumes it now: run %s')
-IN_POSTCOPY_NOTICE = (
-    'in post-copy: the guest already runs on the destination, and a '
-    'migration in post-copy cannot be aborted; watching it to its end '
-    '(and resuming it if the link fails). Ctrl-C again to stop watching.')
-
-
-def _on_ctrl_c(job, setup):
-    """Ctrl-C: abort in pre-copy; in post-copy, say why not, once."""
-    if job is None or not job.in_postcopy() or job.told_in_postcopy:
-        raise KeyboardInterrupt()
-    job.told_in_postcopy = True
-    print('\n' + IN_POSTCOPY_NOTICE, file=sys.stderr)
-    LOG.info('%s: interrupted in post-copy; watching on', setup.name)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt()
-
-
-def summary(outcome, name):
-    lines = ['%s: %s in %.1f s' % (name, outcome.result, outcome.total_s)]
-    if outcome.switch_at_s is not None:
-        lines.append('  switched to post-copy at %.1f s by %s: %s' % (
-            outcome.switch_at_s, outcome.switch_policy,
-            outcome.switch_reason))
-        lines.append('  post-copy took %.1f s, %d page requests' % (
-            outcome.postcopy_s, outcome.postcopy_requests))
-    if outcome.end_reason:
-        lines.append('  %s' % outcome.end_reason)
-    if outcome.postcopy_failed_at_s is not None:
-        lines.append('  post-copy failed at %.1f s' % (
-            outcome.postcopy_failed_at_s))
-    if outcome.recovery:
-        rec = outcome.recovery
-        lines.append('  recovery: %s after %.1f s, %d resume attempt(s)' % (
-            rec['result'], rec['took_s'], len(rec['attempts'])))
-        if rec['result'] == 'gave-up':
-            lines.append('  both halves left: %s' % rec['hosts'])
-        if rec['result'] == 'lost':
-            lines.append('  the destination has no domain to resume into: '
-                         '%s' % rec['hosts'])
-        if rec['result'] not in ('recovered', 'completed'):
-            lines.append('  next: %s' % rec['next_step'])
-    downtime = ('%.0f ms' % outcome.downtime_ms
-                if outcome.downtime_ms is not None else 'not reported')
-    lines.append('  downtime %s, %d passes, %.0f MiB sent' % (
-        downtime, outcome.passes, outcome.bytes_sent / 1024 ** 2))
-    return '\n'.join(lines)
-
-
-class _Display:
-    """A progress bar on a terminal, a line every few seconds in a log."""
-
-    def __init__(self, quiet=False):
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.last = -1e9
-        self.tracker = None
-
-    def update(self, tracker, decision):
-        self.tracker = tracker
-        if self.quiet or tracker.sample is None:
-            return
-        line = report.progress_line(tracker, decision)
-        if self.tty:
-            sample = tracker.sample
-            done = 1 - sample.data_remaining / max(sample.data_total, 1)
-            bar = '#' * int(20 * done)
-            sys.stderr.write('\r[%-20s] %s' % (bar, line[:110]))
-            sys.stderr.flush()
-        elif tracker.elapsed_s - self.last >= 2.0:
-            self.last = tracker.elapsed_s
-            print(line, file=sys.stderr)
-
-    def finish(self):
-        if self.tty and not self.quiet:
-            sys.stderr.write('\n')
 
 
 if __name__ == '__main__':

@@ -29,10 +29,10 @@ from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
-from nova_postcopy import budget
 from nova_postcopy import capabilities
 from nova_postcopy.compute import failure
 from nova_postcopy.compute import guest_job
+from nova_postcopy.compute import nova_options
 from nova_postcopy.compute import planned as planned_mod
 from nova_postcopy.compute import readiness
 from nova_postcopy.compute import startup
@@ -43,7 +43,6 @@ from nova_postcopy import instance_mode
 from nova_postcopy import monitor
 from nova_postcopy import negotiate
 from nova_postcopy.policies import base
-from nova_postcopy.policies import chain
 from nova_postcopy import probe
 from nova_postcopy import recovery
 
@@ -299,7 +298,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         postcopy_allowed = postcopy_allowed and not bool(
             self._get_vpmems(instance))
         context_ = base.MigrationContext(
-            budget_s=self._precopy_budget_s(data_gib),
+            budget_s=nova_options.precopy_budget_s(data_gib),
             max_downtime_ms=CONF.libvirt.live_migration_downtime,
             postcopy_allowed=postcopy_allowed)
         clock = NovaClock()
@@ -308,7 +307,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             list(libvirt_migrate.downtime_steps(data_gib)), clock,
             CONF.libvirt.live_migration_monitor_interval, _libvirt(),
             conf.poll_interval)
-        rules = self._policy_chain(conf)
+        rules = nova_options.policy_chain(conf)
         watcher = monitor.MigrationMonitor(
             rules, context_, clock, poll_interval=conf.poll_interval,
             name='instance %s' % instance.uuid, set_downtime=False,
@@ -330,12 +329,10 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     def _recovery(self, instance, dest, planned, clock, conf):
         """What resumes this migration's post-copy after a network failure.
 
-        None where the plan has no recovery (a destination libvirt that
-        crashes on resume, versions too old) or it is switched off.
+        None where nothing can: a destination libvirt that crashes on
+        resume, versions too old, or recovery switched off.
         """
-        if planned is None or not planned.plan.recovery:
-            return None
-        if not conf.recovery_deadline:
+        if planned is None or recovery.unavailable(conf, planned.plan):
             return None
 
         def build(job):
@@ -344,11 +341,9 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                         'backoff for up to %d s); the guest runs on %s and '
                         'neither half will be destroyed', dest,
                         conf.recovery_deadline, dest, instance=instance)
-            return recovery.PostcopyRecovery(
-                job, clock, conf.recovery_deadline,
-                max_retry_s=conf.recovery_retry_max,
-                name='instance %s' % instance.uuid,
-                next_step=self._resume_command(instance, dest))
+            return recovery.from_conf(job, conf, clock,
+                                      'instance %s' % instance.uuid,
+                                      self._resume_command(instance, dest))
         return build
 
     def _resume_command(self, instance, dest):
@@ -356,31 +351,6 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                 '--postcopy-resume %s %s' % (
                     self._host.get_hostname(), instance.name,
                     self._live_migration_uri(dest)))
-
-    def _precopy_budget_s(self, data_gib):
-        """The smaller of Nova's completion timeout and ours.
-
-        Either may be 0, "not limited by this one"; an operator who
-        tightened Nova's ``live_migration_completion_timeout`` keeps it.
-        """
-        conf = np_conf.CONF.postcopy
-        limits = [budget.precopy_budget_s(data_gib,
-                                          conf.precopy_timeout_per_gib,
-                                          conf.precopy_timeout_max),
-                  CONF.libvirt.live_migration_completion_timeout * data_gib]
-        limits = [limit for limit in limits if limit]
-        return float(min(limits)) if limits else float('inf')
-
-    def _policy_chain(self, conf):
-        rules = chain.PolicyChain.from_conf(conf)
-        if CONF.libvirt.live_migration_timeout_action == 'force_complete':
-            # Nova's meaning: at the timeout, post-copy if permitted, else
-            # pause the guest.
-            rules.budget_action = base.Action.PAUSE
-            if 'timeout' not in rules.names:
-                from nova_postcopy.policies import timeout
-                rules.policies.append(timeout.TimeoutPolicy(conf))
-        return rules
 
     def _after_monitor(self, context, instance, guest, dest, post_method,
                        recover_method, block_migration, migrate_data, job,

@@ -19,6 +19,7 @@ from nova.virt.libvirt import guest as libvirt_guest
 
 from nova_postcopy.compute import driver as postcopy_driver
 from nova_postcopy.compute import failure
+from nova_postcopy.compute import nova_options
 from nova_postcopy.compute import planned as planned_mod
 from nova_postcopy.compute import traits
 from nova_postcopy import exception
@@ -53,10 +54,9 @@ class TestLoading(test.NoDBTestCase):
         self.flags(precopy_timeout_per_gib=0, precopy_timeout_max=0,
                    group='postcopy')
         self.flags(live_migration_completion_timeout=100, group='libvirt')
-        driver = postcopy_driver.PostcopyLibvirtDriver(fake.FakeVirtAPI())
-        self.assertEqual(200.0, driver._precopy_budget_s(2.0))
+        self.assertEqual(200.0, nova_options.precopy_budget_s(2.0))
         self.flags(precopy_timeout_per_gib=30, group='postcopy')
-        self.assertEqual(60.0, driver._precopy_budget_s(2.0))
+        self.assertEqual(60.0, nova_options.precopy_budget_s(2.0))
 
 
 class TestTraits(test.NoDBTestCase):
