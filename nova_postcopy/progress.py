@@ -25,6 +25,8 @@ drain_rate` is only known in the first case.
 
 import dataclasses
 
+from nova_postcopy import units
+
 # Fraction of a pass's starting data that may still be unwalked when the
 # counter says the pass ended; covers rounding between polls.
 PASS_TOLERANCE = 0.02
@@ -85,7 +87,7 @@ class Sample:
             # QEMU's dirty-rate sampler (libvirt domain stats, MiB/s),
             # merged in by job ports that run it.
             dirty_rate_probe=float(
-                stats.get('dirtyrate.megabytes_per_second', 0)) * 1024 ** 2,
+                stats.get('dirtyrate.megabytes_per_second', 0)) * units.MIB,
         )
 
     @property

@@ -8,7 +8,9 @@ import dataclasses
 import json
 import sys
 
-MIB = 1024 ** 2
+from nova_postcopy import units
+
+MIB = units.MIB
 
 
 def progress_line(tracker, decision):
@@ -98,7 +100,7 @@ def summary(outcome, name):
     downtime = ('%.0f ms' % outcome.downtime_ms
                 if outcome.downtime_ms is not None else 'not reported')
     lines.append('  downtime %s, %d passes, %.0f MiB sent' % (
-        downtime, outcome.passes, outcome.bytes_sent / 1024 ** 2))
+        downtime, outcome.passes, outcome.bytes_sent / units.MIB))
     return '\n'.join(lines)
 
 

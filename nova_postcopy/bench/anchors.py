@@ -12,6 +12,7 @@ import math
 from nova_postcopy import budget
 from nova_postcopy.policies import base
 from nova_postcopy.policies import chain
+from nova_postcopy import units
 
 Action = base.Action
 Decision = base.Decision
@@ -185,7 +186,7 @@ def build(name, conf, workload):
                 64.0 * max(workload.ram_gib, 1.0))
     if name == 'kubevirt_stall':
         # completionTimeoutPerGiB 150, per decimal GB rounded up.
-        gigabytes = math.ceil(workload.ram_gib * 1024 ** 3 / 1e9)
+        gigabytes = math.ceil(workload.ram_gib * units.GIB / 1e9)
         return _anchor_chain([KubevirtStall(conf)]), 150.0 * gigabytes
     raise KeyError(name)
 

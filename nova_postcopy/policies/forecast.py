@@ -38,8 +38,9 @@ that reaches the target within the budget overrules a "no" of the model.
 import math
 
 from nova_postcopy.policies import base
+from nova_postcopy import units
 
-MIB = 1024 ** 2
+MIB = units.MIB
 MAX_PROJECTED_PASSES = 1000
 # Two passes closer in length than this cannot separate W from D.
 DISTINCT_DURATIONS = 0.9

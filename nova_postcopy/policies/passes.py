@@ -10,8 +10,9 @@ which QEMU 8+ advances ten times a second once post-copy is enabled.
 """
 
 from nova_postcopy.policies import base
+from nova_postcopy import units
 
-GIB = 1024 ** 3
+GIB = units.GIB
 
 
 class _AfterPasses(base.SwitchPolicy):

@@ -17,8 +17,9 @@ and not at all when the budget would run out first.
 """
 
 from nova_postcopy.policies import base
+from nova_postcopy import units
 
-GIB = 1024 ** 3
+GIB = units.GIB
 
 
 class StallPolicy(base.SwitchPolicy):

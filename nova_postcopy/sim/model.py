@@ -35,10 +35,12 @@ given workload (its seed drives the jitter).
 import math
 import random
 
-GIB = 1024 ** 3
+from nova_postcopy import units
+
+GIB = units.GIB
 PAGE = 4096
 LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
-DEVICE_STATE_BYTES = 2 * 1024 ** 2
+DEVICE_STATE_BYTES = 2 * units.MIB
 STOP_OVERHEAD_S = 0.005         # pausing vCPUs, starting the destination
 FREQUENT_SYNC_S = 0.1
 SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
@@ -415,7 +417,7 @@ class MigrationModel:
         }
         if self.t >= PROBE_S:
             stats['dirtyrate.megabytes_per_second'] = (
-                self.probe_rate / 1024 ** 2)
+                self.probe_rate / units.MIB)
         return stats
 
     def completed_stats(self):
