@@ -47,7 +47,9 @@ class Outcome:
     postcopy_requests: int = 0
     bytes_sent: int = 0
     iterations: int = 0
-    passes: int = 0
+    # The completed passes over RAM (progress.Pass), as the policies saw
+    # them: what a report, a plot or a benchmark needs of the run.
+    passes: list = dataclasses.field(default_factory=list)
     decisions: list = dataclasses.field(default_factory=list)
     samples: list = dataclasses.field(default_factory=list)
     # After a post-copy failure: when it failed (job seconds) and what
@@ -254,7 +256,7 @@ class MigrationMonitor:
         last = tracker.sample
         ending = state.ending
         outcome.total_s = final.get('time_elapsed', wall_s * 1000) / 1000.0
-        outcome.passes = tracker.completed_passes
+        outcome.passes = list(tracker.passes)
         outcome.iterations = final.get(
             'memory_iteration', last.memory_iteration if last else 0)
         outcome.bytes_sent = final.get(

@@ -4,7 +4,6 @@
 And what the CLI prints while and after it runs.
 """
 
-import dataclasses
 import json
 import sys
 
@@ -28,14 +27,13 @@ def progress_line(tracker, decision):
                 sample.memory_dirty_rate / MIB, verdict[:100]))
 
 
-def build(outcome, tracker, libvirt_completed=None, extra=None):
+def build(outcome, libvirt_completed=None, extra=None):
     """The report of one migration.
 
     The outcome, the passes, every sample, and libvirt's own figures of the
     completed job to check them against.
     """
     data = outcome.as_dict(with_samples=True)
-    data['passes'] = [dataclasses.asdict(p) for p in tracker.passes]
     data['libvirt_completed'] = libvirt_completed or {}
     data.update(extra or {})
     return data
@@ -47,7 +45,7 @@ def write_json(path, data):
         handle.write('\n')
 
 
-def plot(path, outcome, tracker, title):
+def plot(path, outcome, title):
     """PNG of remaining data over time, pass ends and the switch marked."""
     import matplotlib
     matplotlib.use('Agg')
@@ -57,7 +55,7 @@ def plot(path, outcome, tracker, title):
     remaining = [s.data_remaining / MIB for s in outcome.samples]
     figure, axes = pyplot.subplots(figsize=(9, 4.5), dpi=100)
     axes.plot(times, remaining, color='tab:blue', label='remaining data')
-    for number, item in enumerate(tracker.passes):
+    for number, item in enumerate(outcome.passes):
         axes.axvline(item.end_s, color='grey', linestyle=':', linewidth=1,
                      label='end of a pass' if number == 0 else None)
     if outcome.switch_at_s is not None:
@@ -100,7 +98,7 @@ def summary(outcome, name):
     downtime = ('%.0f ms' % outcome.downtime_ms
                 if outcome.downtime_ms is not None else 'not reported')
     lines.append('  downtime %s, %d passes, %.0f MiB sent' % (
-        downtime, outcome.passes, outcome.bytes_sent / units.MIB))
+        downtime, len(outcome.passes), outcome.bytes_sent / units.MIB))
     return '\n'.join(lines)
 
 
@@ -111,10 +109,8 @@ class Display:
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
         self.last = -1e9
-        self.tracker = None
 
     def update(self, tracker, decision):
-        self.tracker = tracker
         if self.quiet or tracker.sample is None:
             return
         line = progress_line(tracker, decision)

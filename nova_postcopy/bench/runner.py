@@ -66,8 +66,7 @@ def build(name, conf, workload):
                                     conf.precopy_timeout_max))
 
 
-def simulate(chain, budget_s, conf, workload, name='migration',
-             on_poll=None):
+def simulate(chain, budget_s, conf, workload, name='migration'):
     """(outcome, model) of one simulated migration under ``chain``."""
     sim = model.MigrationModel(workload, postcopy_enabled=True,
                                max_downtime_ms=conf.max_downtime_ms)
@@ -84,8 +83,7 @@ def simulate(chain, budget_s, conf, workload, name='migration',
     horizon = max(HORIZON_S, 2 * budget_s if budget_s < math.inf else 0)
     watcher = monitor.MigrationMonitor(chain, context, virtual,
                                        poll_interval=interval,
-                                       horizon_s=horizon, name=name,
-                                       on_poll=on_poll)
+                                       horizon_s=horizon, name=name)
     return watcher.run(job.SimulatedJob(sim, virtual)), sim
 
 

@@ -71,24 +71,19 @@ def steady_twin(workload):
                                name='steady twin of %s' % workload.label)
 
 
-def _run(conf, workload, name, wrap=None, on_poll=None):
+def _run(conf, workload, name, wrap=None):
     """The outcome of one run with a chain of its own."""
     chain, budget_s = runner.build(name, conf, workload)
     if wrap is not None:
         chain = wrap(chain, budget_s)
-    outcome, _ = runner.simulate(chain, budget_s, conf, workload,
-                                 on_poll=on_poll)
+    outcome, _ = runner.simulate(chain, budget_s, conf, workload)
     return outcome
 
 
 def _precopy(conf, workload):
     """(outcome, passes) of pure pre-copy."""
-    seen = []
-
-    def keep_passes(tracker, decision):
-        seen[:] = tracker.passes
-
-    return _run(conf, workload, 'precopy', on_poll=keep_passes), seen
+    outcome = _run(conf, workload, 'precopy')
+    return outcome, outcome.passes
 
 
 def told_apart_s(conf, phased):

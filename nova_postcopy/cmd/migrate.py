@@ -329,19 +329,18 @@ def run(args, conf, setup):
                  'moved (%s); retrying once as pre-copy', name,
                  outcome.end_reason)
         postcopy = False
-    tracker = display.tracker
     print(report.summary(outcome, name))
     if args.report:
         report.write_json(args.report, report.build(
-            outcome, tracker, job.completed_stats(),
+            outcome, job.completed_stats(),
             {'domain': name, 'source_uri': args.source_uri,
              'dest_uri': args.dest_uri, 'policies': rules.names,
              'budget_s': context.budget_s, 'plan': setup.plan.summary(),
              'postcopy_used': postcopy,
              'dirty_rate_probe': job.probe,
              'error': str(job.error) if job.error else None}))
-    if args.plot and tracker is not None:
-        report.plot(args.plot, outcome, tracker, '%s: %s%s' % (
+    if args.plot:
+        report.plot(args.plot, outcome, '%s: %s%s' % (
             name, outcome.result, (' (switched at %.1f s by %s)' % (
                 outcome.switch_at_s, outcome.switch_policy))
             if outcome.switch_at_s is not None else ''))

@@ -128,7 +128,7 @@ class TestMonitor(base.TestCase):
         self.assertTrue(scripted.postcopy)
         self.assertEqual('postcopy', outcome.result)
         # Switched 5 s into a 16 s first pass: no pass over RAM completed.
-        self.assertEqual(0, outcome.passes)
+        self.assertEqual([], outcome.passes)
 
     def test_refused_switch_is_asked_again(self):
         virtual = clock.VirtualClock()
