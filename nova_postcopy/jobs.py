@@ -51,11 +51,25 @@ class JobEvent:
 
 
 class Job(typing.Protocol):
+    """What the monitor asks of a migration, once per poll, in this order.
+
+    ``poll_events()`` first, then ``stats()``. A port may read the
+    statistics in ``poll_events()`` and hand the same snapshot out of
+    ``stats()`` (Nova's job does: one libvirt call per poll), and may do
+    its host's per-poll bookkeeping there (Nova's downtime steps, its
+    migration record); nothing else may depend on ``stats()`` being fresh
+    without a ``poll_events()`` before it. The controls may be called
+    between polls and from the monitor's thread only.
+    """
+
     def stats(self) -> typing.Optional[dict]:
-        """``virDomainGetJobStats``-style dict; None when not answering."""
+        """``virDomainGetJobStats``-style dict of this poll.
+
+        None when the job does not answer (not started, ended).
+        """
 
     def poll_events(self) -> typing.List[JobEvent]:
-        """Events since the last call."""
+        """Events since the last call; an ending (``ENDINGS``) is last."""
 
     def start_postcopy(self) -> None:
         """Ask for the switch; raises :class:`JobError` if refused."""
