@@ -19,6 +19,9 @@ FAILED = 'failed'
 POSTCOPY_FAILED = 'postcopy-failed'
 # The operator asked to finish now (Nova's force-complete API).
 FORCE_COMPLETE = 'force-complete'
+# The destination refused post-copy at Prepare and the call goes on as
+# pre-copy: no switch may be asked for any more.
+POSTCOPY_WITHDRAWN = 'postcopy-withdrawn'
 ENDINGS = (COMPLETED, CANCELLED, FAILED, POSTCOPY_FAILED)
 
 

@@ -185,6 +185,9 @@ class MigrationMonitor:
                          'requested', self.name,
                          state.postcopy_started_s - (
                              outcome.switch_at_s or 0.0))
+            elif event.kind == jobs.POSTCOPY_WITHDRAWN:
+                self.context = dataclasses.replace(self.context,
+                                                   postcopy_allowed=False)
             elif event.kind == jobs.FORCE_COMPLETE:
                 if state.phase == 'precopy':
                     state.forced = True

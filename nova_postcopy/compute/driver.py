@@ -314,7 +314,6 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             recovery=self._recovery(instance, dest, planned, clock, conf))
         if planned is not None:
             planned.job = job
-            planned.watcher = watcher
         try:
             outcome = watcher.run(job)
         finally:

@@ -79,6 +79,9 @@ class NovaGuestJob:
         # Aborted by the monitor or through Nova's abort API.
         self.cancel_requested = False
         self.postcopy_started = False
+        # Set by the operation thread, reported (once) by the monitor's.
+        self._withdrawn = False
+        self._withdrawal_told = False
         self.ending = None
         # Nova's progress lines and DB writes every monitor_interval_s, at
         # whatever rate the policies poll.
@@ -101,6 +104,10 @@ class NovaGuestJob:
 
     # -- reading -----------------------------------------------------------
 
+    def withdraw_postcopy(self):
+        """From the operation thread: the call goes on as pre-copy."""
+        self._withdrawn = True
+
     def poll_events(self):
         if self._resumed is not None:
             return self._resume_events()
@@ -108,6 +115,10 @@ class NovaGuestJob:
         info = self.guest.get_job_info()
         full = self._recording.last_stats
         events = []
+        if self._withdrawn and not self._withdrawal_told:
+            self._withdrawal_told = True
+            events.append(jobs.JobEvent(jobs.POSTCOPY_WITHDRAWN,
+                                        self._elapsed()))
         lv = self.libvirt
         if info.type == lv.VIR_DOMAIN_JOB_NONE and self.future.done():
             info.type = libvirt_migrate.find_job_type(self.guest,

@@ -25,7 +25,6 @@ class Migration:
     mode: str
     flags_postcopy: bool
     job: object = None
-    watcher: object = None
     # (uri, params, flags) of the migration call, for a resume.
     migrate_call: tuple = None
 
@@ -65,10 +64,9 @@ class PlannedDomain:
                      'moved (%s); retrying once as pre-copy', error,
                      instance=self._instance)
         self._planned.flags_postcopy = False
-        watcher = getattr(self._planned, 'watcher', None)
-        if watcher is not None:
-            watcher.context = dataclasses.replace(watcher.context,
-                                                  postcopy_allowed=False)
+        if self._planned.job is not None:
+            # The monitor runs in another thread: it is told, not written.
+            self._planned.job.withdraw_postcopy()
         flags, params = negotiate.call_flags(lv, flags, params, False, 0,
                                              auto_converge)
         self._planned.migrate_call = (dconnuri, dict(params), flags)

@@ -156,6 +156,30 @@ class TestMonitor(base.TestCase):
         self.assertIn('still running after 30 s', outcome.end_reason)
 
 
+class WithdrawingJob(ScriptedJob):
+    """The destination refuses post-copy at Prepare; pre-copy goes on."""
+
+    def poll_events(self):
+        events = super().poll_events()
+        if self.polls == 1:
+            events.append(jobs.JobEvent(jobs.POSTCOPY_WITHDRAWN, 0.0))
+        if self.polls == 20:
+            events.append(jobs.JobEvent(jobs.COMPLETED, self.clock.now()))
+        return events
+
+
+class TestPostcopyWithdrawn(base.TestCase):
+
+    def test_no_switch_is_asked_after_the_withdrawal(self):
+        virtual = clock.VirtualClock()
+        scripted = WithdrawingJob(virtual)
+        outcome = monitor_for(Counting(at_s=5), virtual).run(scripted)
+        self.assertEqual(0, scripted.requests)
+        self.assertEqual('converged', outcome.result)
+        self.assertIn('post-copy not allowed for this migration; counting '
+                      'would have switched', self.log.output)
+
+
 class TestMonitorOnTheModel(base.TestCase):
 
     def run_model(self, spec, budget_action, budget_s=60,
