@@ -5,8 +5,7 @@ The migration call (``virDomainMigrateToURI3``) blocks until the end, so it
 runs in a thread; the monitor reads statistics and events from here. What
 libvirt tells only through events (post-copy started, pass ended, job
 completed with its final statistics) is turned into
-:class:`nova_postcopy.jobs.JobEvent`. libvirt-python is imported lazily, as
-Nova does, so that nothing else in the package needs it.
+:class:`nova_postcopy.jobs.JobEvent`.
 """
 
 import queue
@@ -17,56 +16,17 @@ from oslo_log import log as logging
 
 from nova_postcopy import domain_states
 from nova_postcopy import jobs
+from nova_postcopy import libvirt_api
 from nova_postcopy import recovery
 
 LOG = logging.getLogger(__name__)
+# The binding, once a job is made (libvirt_api imports it lazily).
 libvirt = None
 
 PROBE_SECONDS = 1
-# virDomainAbortJobFlagsValues (libvirt 8.5); older bindings lack the name.
-ABORT_JOB_POSTCOPY = 1
 # How often the destination is asked, in post-copy, whether it saw a cut.
 DEST_CHECK_S = 1.0
-JOB_UNBOUNDED = 2
-
-
-def import_libvirt():
-    global libvirt
-    if libvirt is None:
-        import libvirt as module
-        # Errors reach the caller as exceptions; the default handler would
-        # also print each one on stderr.
-        module.registerErrorHandler(lambda context, error: None, None)
-        libvirt = module
-    return libvirt
-
-
-class EventLoop:
-    """libvirt's default event loop in a daemon thread, started once.
-
-    It must be registered before the first connection is opened, or no
-    domain events arrive on that connection.
-    """
-
-    _started = False
-    _lock = threading.Lock()
-
-    @classmethod
-    def ensure(cls):
-        with cls._lock:
-            if cls._started:
-                return
-            lv = import_libvirt()
-            lv.virEventRegisterDefaultImpl()
-            thread = threading.Thread(target=cls._run, name='libvirt-events',
-                                      daemon=True)
-            thread.start()
-            cls._started = True
-
-    @staticmethod
-    def _run():
-        while True:
-            libvirt.virEventRunDefaultImpl()
+DEST_FAILED = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY_FAILED)
 
 
 class LibvirtJob:
@@ -86,7 +46,9 @@ class LibvirtJob:
 
     def __init__(self, connection, domain, dest_uri, params, flags,
                  probe_dirty_rate=True, dest_connection=None):
-        import_libvirt()
+        global libvirt
+        if libvirt is None:
+            libvirt = libvirt_api.import_libvirt()
         self.dest_connection = dest_connection
         self.connection = connection
         self.domain = domain
@@ -239,7 +201,7 @@ class LibvirtJob:
             stats = self.domain.jobStats()
         except libvirt.libvirtError:
             return None
-        if stats.get('type') != JOB_UNBOUNDED:
+        if stats.get('type') != libvirt_api.JOB_UNBOUNDED:
             return None
         if self._downtime_ms is not None:
             self._apply_downtime()
@@ -304,10 +266,7 @@ class LibvirtJob:
 
     def domain_state(self):
         """(state, reason) of the source domain; None when it is gone."""
-        try:
-            return tuple(self.domain.state())
-        except libvirt.libvirtError:
-            return None
+        return libvirt_api.state_of(self.domain)
 
     def in_postcopy(self):
         """Post-copy has begun: abort is no longer possible."""
@@ -359,14 +318,8 @@ class LibvirtJob:
         be asked, the resume is tried.
         """
         domain = self._dest_domain()
-        if domain is None:
-            return recovery.PAUSED
-        try:
-            state = tuple(domain.state())
-        except libvirt.libvirtError:
-            return recovery.PAUSED
-        if state == (domain_states.RUNNING,
-                     domain_states.RUNNING_POSTCOPY_FAILED):
+        state = libvirt_api.state_of(domain) if domain else None
+        if state is None or state == DEST_FAILED:
             return recovery.PAUSED
         if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
             return recovery.COMPLETED
@@ -386,21 +339,15 @@ class LibvirtJob:
             return
         self._dest_checked = now
         domain = self._dest_domain()
-        if domain is None:
-            return
-        try:
-            state = tuple(domain.state())
-        except libvirt.libvirtError:
-            return
-        if (state == (domain_states.RUNNING,
-                      domain_states.RUNNING_POSTCOPY_FAILED)
+        if (domain is not None
+                and libvirt_api.state_of(domain) == DEST_FAILED
                 and self.domain_state() == domain_states.IN_POSTCOPY):
             self._pause_postcopy(self.domain, 'source')
 
     def _pause_postcopy(self, domain, side):
         """Put a half that has not noticed the failure into it."""
         try:
-            domain.abortJobFlags(ABORT_JOB_POSTCOPY)
+            domain.abortJobFlags(libvirt_api.ABORT_JOB_POSTCOPY)
             LOG.info('%s: post-copy failed on the other side; paused the '
                      '%s\'s post-copy so that it can be resumed at once',
                      self.domain.name(), side)
@@ -418,26 +365,24 @@ class LibvirtJob:
         self._thread.join(recovery.RESUME_REFUSAL_S)
         if not self._thread.is_alive() and self.error is not None:
             # Refused: drop the failure event the attempt queued.
-            self._drain(jobs.POSTCOPY_FAILED)
+            for event in self.poll_events():
+                if event.kind != jobs.POSTCOPY_FAILED:
+                    self._events.put(event)
             raise recovery.refusal(self.error, libvirt.VIR_ERR_NO_DOMAIN)
-
-    def _drain(self, kind):
-        kept = [e for e in self.poll_events() if e.kind != kind]
-        for event in kept:
-            self._events.put(event)
 
     def describe_hosts(self):
         if self.dest_connection is None:
             dest = 'not known'
         else:
             try:
-                dest = _describe(self._lookup_dest())
+                dest = libvirt_api.describe(self._lookup_dest())
             except libvirt.libvirtError as error:
                 dest = ('no such domain'
                         if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
                         else 'cannot be asked (%s)'
                         % error.get_error_message())
-        return 'source: %s; destination: %s' % (_describe(self.domain), dest)
+        return 'source: %s; destination: %s' % (
+            libvirt_api.describe(self.domain), dest)
 
     def _dest_domain(self):
         if self.dest_connection is None:
@@ -450,10 +395,3 @@ class LibvirtJob:
     def _lookup_dest(self):
         return self.dest_connection.lookupByUUIDString(
             self.domain.UUIDString())
-
-
-def _describe(domain):
-    try:
-        return domain_states.describe(tuple(domain.state()))
-    except libvirt.libvirtError as error:
-        return 'cannot be asked (%s)' % error.get_error_message()

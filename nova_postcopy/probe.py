@@ -21,7 +21,7 @@ import uuid
 from oslo_log import log as logging
 
 from nova_postcopy import capabilities
-from nova_postcopy import libvirt_job
+from nova_postcopy import libvirt_api
 
 LOG = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def offered_accelerator(capabilities_xml):
 
 def trial_incoming_qemu(connection):
     """Ask an incoming QEMU on the host whether it can do post-copy."""
-    lv = libvirt_job.import_libvirt()
+    lv = libvirt_api.import_libvirt()
     import libvirt_qemu
     name = 'nova-postcopy-trial-%s' % uuid.uuid4().hex[:8]
     try:

@@ -14,7 +14,7 @@ import json
 import sys
 
 from nova_postcopy import capabilities
-from nova_postcopy import libvirt_job
+from nova_postcopy import libvirt_api
 from nova_postcopy import probe
 
 
@@ -54,7 +54,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.udev_rule:
         return print_udev_rule(args.qemu_group)
-    lv = libvirt_job.import_libvirt()
+    lv = libvirt_api.import_libvirt()
     uri = args.uri or 'qemu:///system'
     try:
         connection = lv.open(uri)

@@ -24,6 +24,7 @@ from nova_postcopy import conf as np_conf
 from nova_postcopy.conf import postcopy as postcopy_opts
 from nova_postcopy import domain_states
 from nova_postcopy import exception
+from nova_postcopy import libvirt_api
 from nova_postcopy import libvirt_job
 from nova_postcopy import monitor
 from nova_postcopy import negotiate
@@ -146,8 +147,8 @@ def prepare(args, conf):
     """Check everything that can be checked before memory moves."""
     for policy in args.policy or []:
         plugins.policy_class(policy)
-    lv = libvirt_job.import_libvirt()
-    libvirt_job.EventLoop.ensure()
+    lv = libvirt_api.import_libvirt()
+    libvirt_api.EventLoop.ensure()
     try:
         connection = lv.open(args.source_uri)
     except lv.libvirtError as error:
@@ -230,7 +231,7 @@ def destination_report(uri):
     if not uri:
         return capabilities.judge(capabilities.HostFacts(
             hostname='(not checked)'))
-    lv = libvirt_job.import_libvirt()
+    lv = libvirt_api.import_libvirt()
     try:
         connection = lv.open(uri)
     except lv.libvirtError as error:
@@ -249,7 +250,7 @@ class Setup(object):
         self.__dict__.update(fields)
 
     def job(self, postcopy):
-        lv = libvirt_job.import_libvirt()
+        lv = libvirt_api.import_libvirt()
         flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER
         if self.tls:
             flags |= lv.VIR_MIGRATE_TLS

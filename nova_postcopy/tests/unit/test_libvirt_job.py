@@ -49,6 +49,8 @@ class TestLibvirtJobEndings(base.TestCase):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
             'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.libvirt_api.libvirt', fakelibvirt))
 
     def job(self, domain):
         job = libvirt_job.LibvirtJob(None, domain, 'qemu+tcp://b/system',
