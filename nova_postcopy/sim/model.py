@@ -35,20 +35,21 @@ given workload (its seed drives the jitter).
 import math
 import random
 
+from nova_postcopy.sim import stats
 from nova_postcopy import units
 
 GIB = units.GIB
-PAGE = 4096
+PAGE = stats.PAGE
 LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
 DEVICE_STATE_BYTES = 2 * units.MIB
 STOP_OVERHEAD_S = 0.005         # pausing vCPUs, starting the destination
-FREQUENT_SYNC_S = 0.1
+FREQUENT_SYNC_S = stats.FREQUENT_SYNC_S
 SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
 QUIET_SHARE = 0.05              # dirty rate in a quiet phase of ``phased``
-PROBE_S = 1.0                   # the dirty-rate sampler's measuring period
+PROBE_S = stats.PROBE_S
 
 
-class MigrationModel:
+class MigrationModel(stats.JobStatsView):
     """One migration of one workload, advanced by :meth:`advance_to`."""
 
     def __init__(self, workload, postcopy_enabled=True, max_downtime_ms=500,
@@ -373,60 +374,3 @@ class MigrationModel:
         self.events.append((self.t, 'completed', None))
 
     # -- what libvirt would say -------------------------------------------
-
-    def remaining(self):
-        if self.state == 'postcopy':
-            return self.postcopy_pending
-        if self.state == 'stopped':
-            return self.complete_pending
-        if self.workload.sync == 'frequent':
-            return self.dirty_unsent() + self.bitmap_zero
-        return self.bitmap
-
-    def iteration(self):
-        if self.workload.sync == 'frequent':
-            return 1 + int(self.t / FREQUENT_SYNC_S)
-        return self.sync_count
-
-    def job_stats(self):
-        """``virDomainGetJobStats`` of the running job, or None once over."""
-        if self.finished:
-            return None
-        remaining = int(self.remaining())
-        if self.workload.sync == 'frequent' and self.wss:
-            # Syncs every 0.1 s see nearly every write land on a clean page.
-            clean = 1 - self.unique(self.written) / self.wss
-            self.reported_dirty_rate = self.write_rate(self.t) * clean / PAGE
-        stats = {
-            'type': 2,
-            'time_elapsed': int(self.t * 1000),
-            'data_total': int(self.ram),
-            'data_processed': int(self.sent),
-            'data_remaining': remaining,
-            'memory_total': int(self.ram),
-            'memory_processed': int(self.sent),
-            'memory_remaining': remaining,
-            'memory_constant': int(self.zero_pages),
-            'memory_normal': int(self.normal_bytes / PAGE),
-            'memory_normal_bytes': int(self.normal_bytes),
-            'memory_bps': int(self.bandwidth(self.t)),
-            'memory_dirty_rate': int(self.reported_dirty_rate),
-            'memory_page_size': PAGE,
-            'memory_iteration': self.iteration(),
-            'memory_postcopy_requests': int(self.postcopy_requests),
-        }
-        if self.t >= PROBE_S:
-            stats['dirtyrate.megabytes_per_second'] = (
-                self.probe_rate / units.MIB)
-        return stats
-
-    def completed_stats(self):
-        """The completed job's statistics, as libvirt keeps them."""
-        return {
-            'time_elapsed': int(self.t * 1000),
-            'downtime': int(self.downtime_s * 1000),
-            'data_processed': int(self.sent),
-            'memory_processed': int(self.sent),
-            'memory_iteration': self.iteration(),
-            'memory_postcopy_requests': int(self.postcopy_requests),
-        }
