@@ -25,6 +25,7 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
 DEST = 'qemu+tcp://10.250.0.2/system'
 POSTCOPY = [3, 12]
+FAILED = [3, 13]
 
 
 def lab(*args):
@@ -69,10 +70,32 @@ def one_run(outage_s, recover, workdir):
                 time.sleep(3)  # as the lab recipe, see test_recovery.py
                 lab('link', 'A', 'down')
                 cut['at'] = time.monotonic()
-                time.sleep(outage_s)
+                failed = watch_for(outage_s, lambda s: s == FAILED,
+                                   until_seen=False)
                 lab('link', 'A', 'up')
+                cut['up'] = time.monotonic()
+                # Moving again: resumed (back in post-copy after a failure)
+                # or done; a post-copy that never failed moves at once.
+                failed = failed or watch_for(2, lambda s: s == FAILED)
+                if not failed:
+                    cut['moving'] = cut['up']
+                elif watch_for(300, lambda s: s != FAILED):
+                    cut['moving'] = time.monotonic()
                 return
             time.sleep(0.1)
+
+    def watch_for(seconds, predicate, until_seen=True):
+        # Whether it held within seconds (all of them watched unless
+        # until_seen).
+        end = time.monotonic() + seconds
+        seen = False
+        while time.monotonic() < end:
+            if predicate(state(name)):
+                seen = True
+                if until_seen:
+                    break
+            time.sleep(0.1)
+        return seen
 
     argv = ['nova-postcopy-migrate', lab('uri', 'A'), DEST, name,
             '--bandwidth-mibs', '32', '--dest-check-uri', lab('uri', 'B'),
@@ -98,10 +121,18 @@ def one_run(outage_s, recover, workdir):
     return {'outage_s': outage_s, 'cut': 'at' in cut,
             'cut_to_end_s': round(ended - cut['at'], 1) if 'at' in cut
             else None,
+            # What recovery controls: from the cut to pages moving again.
+            'cut_to_moving_s': round(cut['moving'] - cut['at'], 1)
+            if 'moving' in cut else None,
             'result': data.get('result'),
             'recovery': recovery.get('result'),
             'attempts': len(recovery.get('attempts', [])),
             'survived': survived, 'health': health,
+            # The CLI paused the half that had not noticed the cut.
+            'paused_other_half': [
+                line.split("paused the ", 1)[1].split("'", 1)[0]
+                for line in output.splitlines()
+                if 'so that it can be resumed at once' in line],
             'output_tail': output.strip().splitlines()[-3:]}
 
 
@@ -112,13 +143,20 @@ def outages(runs):
 
 
 def summary(label, results):
-    times = [r['cut_to_end_s'] for r in results
-             if r['cut_to_end_s'] is not None and r['survived']]
     alive = sum(r['survived'] for r in results)
     line = '%-18s survived %d/%d' % (label, alive, len(results))
-    if times:
-        line += ', cut to completion median %.1f s, max %.1f s' % (
-            statistics.median(times), max(times))
+    for key, what in (('cut_to_end_s', 'cut to completion'),
+                      ('cut_to_moving_s', 'cut to moving again')):
+        times = [r[key] for r in results
+                 if r[key] is not None and r['survived']]
+        if times:
+            line += ', %s median %.1f s, max %.1f s' % (
+                what, statistics.median(times), max(times))
+    late = [r['cut_to_moving_s'] - r['outage_s'] for r in results
+            if r['cut_to_moving_s'] is not None and r['survived']]
+    if late:
+        line += ', moving again %.1f s (median) after the link' % (
+            statistics.median(late))
     return line
 
 
@@ -127,6 +165,11 @@ def main():
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--json', metavar='FILE')
+    parser.add_argument('--outage', type=float, action='append',
+                        metavar='S', help='outage seconds, repeatable '
+                        '(default: --runs of them from 2 to 20 s)')
+    parser.add_argument('--only', choices=('recovery', 'baseline'),
+                        help='run one of the two sets')
     args = parser.parse_args()
     if args.runs < 1:
         parser.error('--runs must be at least 1')
@@ -135,7 +178,9 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as workdir:
             for label, recover in (('baseline', False), ('recovery', True)):
-                for outage in outages(args.runs):
+                if args.only and label != args.only:
+                    continue
+                for outage in args.outage or outages(args.runs):
                     result = one_run(outage, recover, workdir)
                     results[label].append(result)
                     print('%-9s outage %4.1f s: %s%s, %s' % (
@@ -144,7 +189,13 @@ def main():
                         ' (%s, %d attempts)' % (result['recovery'],
                                                 result['attempts'])
                         if result['recovery'] else '',
-                        'healthy on B after %.1f s' % result['cut_to_end_s']
+                        'healthy on B %.1f s after the cut (moving again '
+                        'after %s s%s)' % (
+                            result['cut_to_end_s'],
+                            result['cut_to_moving_s'],
+                            '; paused the %s' % ' and '.join(
+                                result['paused_other_half'])
+                            if result['paused_other_half'] else '')
                         if result['survived'] else
                         'NOT healthy on B: %s' % result['health']),
                         flush=True)
@@ -154,8 +205,10 @@ def main():
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump(results, handle, indent=1)
-    print(summary('without recovery:', results['baseline']))
-    print(summary('with recovery:', results['recovery']))
+    for label, title in (('baseline', 'without recovery:'),
+                         ('recovery', 'with recovery:')):
+        if results[label]:
+            print(summary(title, results[label]))
     alive = sum(r['survived'] for r in results['recovery'])
     print('survived %d/%d' % (alive, len(results['recovery'])))
     return 0
