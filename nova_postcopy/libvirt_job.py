@@ -24,8 +24,7 @@ LOG = logging.getLogger(__name__)
 libvirt = None
 
 PROBE_SECONDS = 1
-# How often the destination is asked, in post-copy, whether it saw a cut.
-DEST_CHECK_S = 1.0
+DEST_CHECK_S = 1.0  # how often, in post-copy, the destination is asked
 DEST_FAILED = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY_FAILED)
 
 
@@ -308,14 +307,13 @@ class LibvirtJob:
     def _destination_recovery_state(self):
         """Resume only once the destination has seen the failure too.
 
-        A destination still in post-copy (its QEMU has not noticed the cut:
-        it only receives, and may wait for its own TCP timeout for tens of
-        seconds) is not ready to be resumed into: libvirt then waits on
-        that QEMU for ever (seen on the lab). So it is told at once:
-        ``VIR_DOMAIN_ABORT_JOB_POSTCOPY`` (libvirt 8.5, QEMU's
-        ``migrate-pause``) pauses its post-copy, as the cut did the
-        source's, and the next poll resumes. When the destination cannot
-        be asked, the resume is tried.
+        A destination still in post-copy (its QEMU has not noticed the cut)
+        is not ready to be resumed into: libvirt then waits on that QEMU for
+        ever (seen on the lab). Nor can it be paused on demand: libvirt 12.8
+        refuses ``VIR_DOMAIN_ABORT_JOB_POSTCOPY`` there while its Finish
+        phase holds the job, i.e. until its QEMU notices (measured, see
+        ``doc/source/user/recovery.rst``). When it cannot be asked, the
+        resume is tried.
         """
         domain = self._dest_domain()
         state = libvirt_api.state_of(domain) if domain else None
@@ -323,8 +321,6 @@ class LibvirtJob:
             return recovery.PAUSED
         if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
             return recovery.COMPLETED
-        if state == (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY):
-            self._pause_postcopy(domain, 'destination')
         return recovery.MIGRATING
 
     def _follow_destination_failure(self):
@@ -342,18 +338,24 @@ class LibvirtJob:
         if (domain is not None
                 and libvirt_api.state_of(domain) == DEST_FAILED
                 and self.domain_state() == domain_states.IN_POSTCOPY):
-            self._pause_postcopy(self.domain, 'source')
+            self._pause_source_postcopy()
 
-    def _pause_postcopy(self, domain, side):
-        """Put a half that has not noticed the failure into it."""
+    def _pause_source_postcopy(self):
+        """VIR_DOMAIN_ABORT_JOB_POSTCOPY: QEMU's migrate-pause, libvirt 8.5.
+
+        The migration call then returns its post-copy failure, and recovery
+        starts.
+        """
+        name = self.domain.name()
         try:
-            domain.abortJobFlags(libvirt_api.ABORT_JOB_POSTCOPY)
-            LOG.info('%s: post-copy failed on the other side; paused the '
-                     '%s\'s post-copy so that it can be resumed at once',
-                     self.domain.name(), side)
+            self.domain.abortJobFlags(libvirt_api.ABORT_JOB_POSTCOPY)
+            LOG.info('%s: post-copy failed on the destination; paused the '
+                     "source's post-copy so that it can be resumed at once",
+                     name)
         except libvirt.libvirtError as error:
-            LOG.debug('%s: pausing the %s\'s post-copy refused: %s',
-                      self.domain.name(), side, error)
+            LOG.info("%s: pausing the source's post-copy was refused (%s); "
+                     'waiting for it to notice the failure', name,
+                     error.get_error_message())
 
     def resume(self):
         """Resume with the same URI, parameters and flags."""
