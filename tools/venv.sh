@@ -17,10 +17,11 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-stamp="$VENV/.installed-$(cat "$TOP/requirements.txt" "$TOP/test-requirements.txt" "$TOP/setup.cfg" | sha1sum | cut -c1-12)"
+stamp="$VENV/.installed-$(cat "$TOP/requirements.txt" "$TOP/test-requirements.txt" "$TOP/doc/requirements.txt" "$TOP/setup.cfg" | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -r "$TOP/requirements.txt" -r "$TOP/test-requirements.txt"
+    "$VENV/bin/pip" install -q -r "$TOP/requirements.txt" -r "$TOP/test-requirements.txt" \
+        -r "$TOP/doc/requirements.txt"
     touch "$stamp"
 fi
 # A regular install, as on a compute host: the nova/virt/postcopy shim must
