@@ -125,6 +125,9 @@ class Workload:
                 raise InvalidWorkload(
                     'unknown workload key %r; known keys: %s'
                     % (key, ', '.join(sorted(fields))))
+            if key in values:
+                raise InvalidWorkload('workload key %r given twice in %r'
+                                      % (key, spec))
             kind = type(fields[key].default) if key not in (
                 'ram_gib', 'link_gbps') else float
             try:

@@ -139,7 +139,8 @@ class TestWorkloadSpec(base.TestCase):
                 ('ram_gib=1,link_gbps=1,wss_gib=1,dirty_gbps=-inf',
                  'dirty_gbps must be a finite'),
                 ('ram_gib=1,link_gbps=1e-9', 'link_gbps must be at least'),
-                ('ram_gib=1e6,link_gbps=1', 'at most 16384')]:
+                ('ram_gib=1e6,link_gbps=1', 'at most 16384'),
+                ('ram_gib=1,link_gbps=1,ram_gib=2', "'ram_gib' given twice")]:
             error = self.assertRaises(workload.InvalidWorkload,
                                       workload.Workload.parse, spec)
             self.assertIn(needle, str(error))
