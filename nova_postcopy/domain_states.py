@@ -40,6 +40,15 @@ _REASONS = {IN_POSTCOPY: 'post-copy', POSTCOPY_FAILED: 'post-copy failed',
             MIGRATED_AWAY: 'migrated'}
 
 
+def memory_split(state, postcopy_asked):
+    """After a failure: does the guest's memory live on both hosts?
+
+    Only when a switch was asked (or seen) and the source does not run the
+    guest: a source that runs it holds every page.
+    """
+    return postcopy_asked and (state is None or state[0] != RUNNING)
+
+
 def failed_ending(state, postcopy_asked, cancel_requested):
     """How a migration that returned an error ended, from the source.
 
@@ -51,7 +60,7 @@ def failed_ending(state, postcopy_asked, cancel_requested):
         source that runs the guest holds every page: then it is not),
         else ``jobs.CANCELLED`` or ``jobs.FAILED``.
     """
-    if postcopy_asked and (state is None or state[0] != RUNNING):
+    if memory_split(state, postcopy_asked):
         return jobs.POSTCOPY_FAILED
     if cancel_requested:
         return jobs.CANCELLED

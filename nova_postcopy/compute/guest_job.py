@@ -25,8 +25,6 @@ from nova_postcopy import recovery
 LOG = logging.getLogger(__name__)
 
 POSTCOPY_STATUS = 'running (post-copy)'
-# virDomainState / virDomainPausedReason, as numbers: libvirt-python is
-# imported by Nova only, and fakelibvirt lacks some of them.
 _JOBINFO_KEYS = {'comp_cache': 'compression_cache',
                  'comp_bytes': 'compression_bytes',
                  'comp_pages': 'compression_pages',
@@ -196,12 +194,10 @@ class NovaGuestJob:
     def memory_split(self):
         """After a failure: does the guest's memory live on both hosts?
 
-        A source that runs the guest holds every page, and Nova's rollback
-        is then right.
+        If not, Nova's rollback is right.
         """
-        return domain_states.failed_ending(
-            self.domain_state(), self.postcopy_asked(),
-            False) == jobs.POSTCOPY_FAILED
+        return domain_states.memory_split(self.domain_state(),
+                                          self.postcopy_asked())
 
     def domain_state(self):
         """(state, reason) of the source domain; reason None if unknown."""
