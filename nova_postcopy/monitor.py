@@ -243,8 +243,10 @@ class MigrationMonitor:
                             self.name, action.value, error)
                 state.last_logged = None
                 return
-            state.phase = 'aborting' if action is Action.ABORT else 'paused'
-            state.paused_at = self.clock.now()
+            if action is Action.ABORT:
+                state.phase = 'aborting'
+            else:
+                state.phase, state.paused_at = 'paused', self.clock.now()
             outcome.end_reason = decision.reason
 
     def _warn_slow_switch(self, state):

@@ -56,9 +56,14 @@ class PolicyChain:
     def names(self):
         return [policy.name for policy in self.policies]
 
+    def _stuck(self, progress):
+        # No data moved for progress_timeout: the link or the destination
+        # is stuck, whatever the guest does.
+        return (self.progress_timeout_s is not None
+                and progress.stalled_for_s >= self.progress_timeout_s)
+
     def decide(self, progress, context):
-        if (self.progress_timeout_s is not None
-                and progress.stalled_for_s >= self.progress_timeout_s):
+        if self._stuck(progress):
             return Decision(
                 Action.ABORT,
                 'no data moved for %.0f s: the network or the destination '
@@ -97,8 +102,7 @@ class PolicyChain:
         ``progress_timeout`` without data moving, or, with that guard off,
         after as long again as the pre-copy budget.
         """
-        if (self.progress_timeout_s is not None
-                and progress.stalled_for_s >= self.progress_timeout_s):
+        if self._stuck(progress):
             return Decision(
                 Action.ABORT,
                 'guest paused to converge, and no data moved for %.0f s: '
