@@ -315,8 +315,7 @@ class LibvirtJob:
         ``doc/source/user/recovery.rst``). When it cannot be asked, the
         resume is tried.
         """
-        domain = self._dest_domain()
-        state = libvirt_api.state_of(domain) if domain else None
+        state = self._dest_state()
         if state is None or state == DEST_FAILED:
             return recovery.PAUSED
         if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
@@ -334,9 +333,7 @@ class LibvirtJob:
         if now - self._dest_checked < DEST_CHECK_S:
             return
         self._dest_checked = now
-        domain = self._dest_domain()
-        if (domain is not None
-                and libvirt_api.state_of(domain) == DEST_FAILED
+        if (self._dest_state() == DEST_FAILED
                 and self.domain_state() == domain_states.IN_POSTCOPY):
             self._pause_source_postcopy()
 
@@ -386,11 +383,12 @@ class LibvirtJob:
         return 'source: %s; destination: %s' % (
             libvirt_api.describe(self.domain), dest)
 
-    def _dest_domain(self):
+    def _dest_state(self):
+        """The destination domain's (state, reason); None if not known."""
         if self.dest_connection is None:
             return None
         try:
-            return self._lookup_dest()
+            return libvirt_api.state_of(self._lookup_dest())
         except libvirt.libvirtError:
             return None
 
