@@ -44,8 +44,9 @@ class TestComputeRestart(base.CloudTestCase):
         time.sleep(5)
         self.kill_and_restart()
         self.assertIsNotNone(self.settled(server))
-        self.assertEqual('error',
-                         self.migration(server, any_state=True).status)
+        ended = self.ended_migration(server)
+        self.assertIsNotNone(ended, self.migration(server, any_state=True))
+        self.assertEqual('error', ended.status)
         self.assertHealthyOn('hostA', server)
         self.assertEqual(['hostA'], self.allocation_hosts(server))
 
@@ -65,8 +66,9 @@ class TestComputeRestart(base.CloudTestCase):
         time.sleep(2)
         self.kill_and_restart()
         self.assertIsNotNone(self.settled(server))
-        self.assertEqual('completed',
-                         self.migration(server, any_state=True).status)
+        ended = self.ended_migration(server)
+        self.assertIsNotNone(ended, self.migration(server, any_state=True))
+        self.assertEqual('completed', ended.status)
         self.assertHealthyOn('hostB', server)
         self.assertEqual(['hostB'], self.allocation_hosts(server))
         lines = self.decisions(server)

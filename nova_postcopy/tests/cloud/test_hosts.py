@@ -79,8 +79,8 @@ class TestDrainHost(base.CloudTestCase):
             self.assertIsNotNone(final)
         ended = re.compile(r'(\S+) ended: (\w+)')
         for server in servers:
-            self.assertEqual(
-                'completed', self.migration(server, any_state=True).status)
+            self.assertEqual('completed',
+                             self.ended_migration(server).status)
             self.assertHealthyOn('hostB', server)
             lines = self.decisions(server)
             # One plan and one end for this instance, each naming it.
