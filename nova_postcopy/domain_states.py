@@ -21,6 +21,7 @@ SHUTDOWN = 4
 SHUTOFF = 5
 
 RUNNING_MIGRATED = 2
+PAUSED_MIGRATION = 2
 RUNNING_POSTCOPY = 10
 RUNNING_POSTCOPY_FAILED = 11
 PAUSED_POSTCOPY = 12
@@ -28,6 +29,7 @@ PAUSED_POSTCOPY_FAILED = 13
 SHUTOFF_MIGRATED = 4
 
 IN_POSTCOPY = (PAUSED, PAUSED_POSTCOPY)
+SWITCHING = (PAUSED, PAUSED_MIGRATION)
 POSTCOPY_FAILED = (PAUSED, PAUSED_POSTCOPY_FAILED)
 MIGRATED_AWAY = (SHUTOFF, SHUTOFF_MIGRATED)
 
@@ -40,13 +42,18 @@ _REASONS = {IN_POSTCOPY: 'post-copy', POSTCOPY_FAILED: 'post-copy failed',
             MIGRATED_AWAY: 'migrated'}
 
 
+def runs_here(state):
+    """Whether this domain runs the guest: then it holds every page."""
+    return state is not None and state[0] == RUNNING
+
+
 def memory_split(state, postcopy_asked):
     """After a failure: does the guest's memory live on both hosts?
 
     Only when a switch was asked (or seen) and the source does not run the
-    guest: a source that runs it holds every page.
+    guest.
     """
-    return postcopy_asked and (state is None or state[0] != RUNNING)
+    return postcopy_asked and not runs_here(state)
 
 
 def failed_ending(state, postcopy_asked, cancel_requested):
@@ -70,10 +77,11 @@ def failed_ending(state, postcopy_asked, cancel_requested):
 def outgoing_job_over(state):
     """Whether a source's outgoing post-copy job has ended, either way.
 
-    Paused in post-copy is still running; "shutting down" comes between a
-    completed job and QEMU's exit (measured on the lab cloud).
+    Paused in post-copy, or paused by the migration while QEMU switches
+    to it, is still running; "shutting down" comes between a completed
+    job and QEMU's exit (measured on the lab cloud).
     """
-    return not (state == IN_POSTCOPY
+    return not (state in (IN_POSTCOPY, SWITCHING)
                 or (state is not None and state[0] == SHUTDOWN))
 
 

@@ -17,9 +17,9 @@ running guest uses.
 
 So at start, before Nova's ``_init_instance``, the driver takes over each
 instance it finds migrating from this host in post-copy (its migration
-``running (post-copy)``, its domain here paused in post-copy, migrated
-away or gone): it waits for libvirt's job to end and then runs Nova's own
-post-migration (``ComputeManager._post_live_migration``), as the
+``running (post-copy)``, its domain here not running the guest: paused in
+post-copy, being shut down, migrated away, gone or post-copy failed): it
+waits for libvirt's job to end and then runs Nova's own post-migration (``ComputeManager._post_live_migration``), as the
 migration's monitor would have. A post-copy that failed meanwhile is left
 as it is, paused on both sides, and said once with the command that
 resumes it.
@@ -95,19 +95,17 @@ def adopt(driver, context, instances):
         if migration is not None:
             state = domain_state(driver._host.get_connection(),
                                  libvirt_driver.libvirt, instance.name)
-        # The source once its outgoing migration completed (until Nova's
-        # clean-up undefines it): shut off, reason "migrated".
-        in_postcopy = state in (None, domain_states.MIGRATED_AWAY,
-                                domain_states.IN_POSTCOPY)
-        if migration is None or not in_postcopy:
+        # Whatever this domain is (paused in post-copy, being shut down
+        # once the job completed, "migrated", gone, post-copy failed), Nova's
+        # reset is wrong for it unless it runs the guest here.
+        if migration is None or domain_states.runs_here(state):
             give_back_allocations(driver, context, instance)
             keep.append(instance)
             continue
         LOG.info('live migration to %s found in post-copy at start (domain '
                  'here %s): the guest runs there; waiting for the job to end '
                  'and then completing it as Nova would have',
-                 migration.dest_compute,
-                 'gone' if state is None else 'paused in post-copy',
+                 migration.dest_compute, domain_states.describe(state),
                  instance=instance)
         thread_pool_factory.spawn(finish, driver, instance, migration)
     return objects.InstanceList(context, objects=keep)
@@ -117,19 +115,20 @@ def finish(driver, instance, migration):
     context = nova_context.get_admin_context()
     libvirt = libvirt_driver.libvirt
     deadline = time.monotonic() + WAIT_MAX_S
-    state = domain_states.IN_POSTCOPY
     # Between the end of a completed job and QEMU's exit the source is
     # "being shut down" (4, 0): a poll that met it on the lab cloud gave
     # the instance up to the operator.
-    while not domain_states.outgoing_job_over(state):
+    while True:
+        state = domain_state(driver._host.get_connection(), libvirt,
+                             instance.name)
+        if domain_states.outgoing_job_over(state):
+            break
         if time.monotonic() > deadline:
             LOG.error('post-copy to %s still running after %d s; left to the '
                       'operator', migration.dest_compute, WAIT_MAX_S,
                       instance=instance)
             return
         time.sleep(POLL_S)
-        state = domain_state(driver._host.get_connection(), libvirt,
-                             instance.name)
     if state == domain_states.POSTCOPY_FAILED:
         LOG.error('post-copy to %s failed while nova-compute was down; the '
                   'guest runs there and its memory is split: nothing is '

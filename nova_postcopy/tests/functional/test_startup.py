@@ -109,6 +109,24 @@ class TestAdopt(test.NoDBTestCase):
         self.assertEqual(['paused', 'gone'],
                          [args[2].display_name for args in self.spawned])
 
+    def test_a_source_that_does_not_run_the_guest_is_never_nova_reset(self):
+        # Met at start: being shut down after the job completed (the lab
+        # cloud's CI met it), paused while QEMU switches, post-copy failed.
+        # Nova's reset would leave each instance ACTIVE here, guest there.
+        states = {'stopping': [(4, 0), None],
+                  'switching': [domain_states.SWITCHING, POSTCOPY,
+                                domain_states.MIGRATED_AWAY],
+                  'cut': [POSTCOPY_FAILED]}
+        instances = [self.instance(name) for name in states]
+        self.assertEqual([], list(self.adopt(states, instances)))
+        with mock.patch.object(startup.LOG, 'error') as error:
+            for args in self.spawned:
+                startup.finish(*args[1:])
+        post = self.driver.virtapi._compute._post_live_migration
+        self.assertEqual(['stopping', 'switching'],
+                         [c[0][1].display_name for c in post.call_args_list])
+        self.assertIn('virsh migrate ...', error.call_args[0])
+
     def test_a_completed_job_gets_novas_post_migration(self):
         instance = self.instance('done')
         self.adopt({'done': [POSTCOPY, POSTCOPY, domain_states.MIGRATED_AWAY]},

@@ -35,6 +35,7 @@ class TestOutgoingJob(base.TestCase):
     def test_shutting_down_and_postcopy_are_still_running(self):
         self.assertFalse(ds.outgoing_job_over(ds.IN_POSTCOPY))
         self.assertFalse(ds.outgoing_job_over((ds.SHUTDOWN, 0)))
+        self.assertFalse(ds.outgoing_job_over(ds.SWITCHING))
 
     def test_endings(self):
         for state in (None, ds.MIGRATED_AWAY, ds.POSTCOPY_FAILED):
