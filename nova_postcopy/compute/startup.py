@@ -19,8 +19,9 @@ So at start, before Nova's ``_init_instance``, the driver takes over each
 instance it finds migrating from this host in post-copy (its migration
 ``running (post-copy)``, its domain here not running the guest: paused in
 post-copy, being shut down, migrated away, gone or post-copy failed): it
-waits for libvirt's job to end and then runs Nova's own post-migration (``ComputeManager._post_live_migration``), as the
-migration's monitor would have. A post-copy that failed meanwhile is left
+waits for libvirt's job to end and then runs Nova's own post-migration
+(``ComputeManager._post_live_migration``), as the migration's monitor
+would have. A post-copy that failed meanwhile is left
 as it is, paused on both sides, and said once with the command that
 resumes it.
 """
