@@ -8,12 +8,12 @@ on :class:`Sample` in seconds, bytes and bytes per second, and on the
 network stalls from the sample stream.
 
 Passes are recognised from the data, not from ``memory_iteration`` alone:
-with post-copy enabled, QEMU 8 and later re-sync the dirty bitmap about ten
-times a second (RAM counts as "can post-copy", so the pending estimate drops
-below the threshold and triggers an exact sync), and the counter then says
-nothing about completed passes. A pass is complete when the counter moved
-*and* the pages walked since the pass began (sent, or found to be zero) add
-up to what was dirty when it began.
+with post-copy enabled, QEMU 11.1 re-syncs the dirty bitmap about ten
+times a second (measured on the lab, ``tools/lab/sync_probe.py``; QEMU
+10.0 syncs once per pass, as both do without post-copy), and the counter
+then says nothing about completed passes. A pass is complete when the
+counter moved *and* the pages walked since the pass began (sent, or found
+to be zero) add up to what was dirty when it began.
 
 The same re-syncs make ``memory_remaining`` include the dirty log: it
 then falls only by what pre-copy sends beyond what the guest dirties, so

@@ -29,10 +29,11 @@ an optimistic projection converging forever; three passes that did not
 improve settle it. The model assumes the guest keeps behaving as it did in
 the last passes: a guest that is about to turn quiet will be switched.
 
-Where QEMU re-syncs within passes (8.0 and later, once post-copy is
-enabled), passes read from the data straddle syncs and misfit the model,
-but the data left includes the dirty log, so its fall is measured: a drain
-that reaches the target within the budget overrules a "no" of the model.
+Where QEMU re-syncs within passes (11.1, once post-copy is enabled;
+measured on the lab), passes read from the data straddle syncs and misfit
+the model, but the data left includes the dirty log, so its fall is
+measured: a drain that reaches the target within the budget overrules a
+"no" of the model.
 """
 
 import math

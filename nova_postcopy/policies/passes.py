@@ -6,7 +6,7 @@ documentation advise: one full pass first, so that the destination faults
 only on what the guest dirtied since. ``iterations`` is oVirt's post-copy
 schedule, which switches at about the fourth pass. Both count passes from
 the data (see :mod:`nova_postcopy.progress`), never from the raw counter,
-which QEMU 8+ advances ten times a second once post-copy is enabled.
+which QEMU 11.1 advances ten times a second once post-copy is enabled.
 """
 
 from nova_postcopy.policies import base

@@ -16,8 +16,8 @@ What it models, and why:
   reports (new pages per second between syncs) is below the write rate on
   long passes.
 * Zero pages are found in the first pass and cost no bandwidth.
-* ``frequent`` sync: with post-copy enabled QEMU 8+ syncs about ten times a
-  second, so the counter races, and remaining data includes the log.
+* ``frequent`` sync: with post-copy enabled QEMU 11.1 syncs about ten times
+  a second, so the counter races, and remaining data includes the log.
 * Link: bandwidth with per-second jitter; outages carry nothing.
 * Post-copy: a short stop (device state, discard bitmap, round trips), then
   the rest is pushed in the background while the guest faults on missing

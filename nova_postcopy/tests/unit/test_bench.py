@@ -67,14 +67,34 @@ class TestBenchCommand(base.TestCase):
         self.assertEqual(2, code)
         self.assertIn('--check judges', err)
 
-    def test_sync_applies_to_the_matrix_not_to_given_workloads(self):
-        code, _, err = self.run_bench('--sync', 'frequent', '--workload',
-                                      BUSY)
+    def test_the_qemu_sets_the_sync_mode_of_every_workload(self):
+        for qemu, mode in (('11.1', 'frequent'), ('10.0', 'pass')):
+            code, out, _ = self.run_bench('--json', '--qemu', qemu,
+                                          '--workload', BUSY,
+                                          '--policy', 'default')
+            self.assertEqual(0, code)
+            data = json.loads(out)
+            self.assertEqual([mode], data['sync'])
+            self.assertEqual('QEMU %s (sync=%s)' % (qemu, mode),
+                             data['models'])
+        self.assertEqual({'frequent'}, {w.sync for w in bench.parse_args(
+            ['--qemu', '11.1'], self.conf).workloads})
+        self.assertEqual({'pass'}, {w.sync for w in bench.parse_args(
+            [], self.conf).workloads})
+
+    def test_a_spec_says_its_sync_unless_it_contradicts_the_qemu(self):
+        args = bench.parse_args(['--workload', BUSY + ',sync=frequent'],
+                                self.conf)
+        self.assertEqual('frequent', args.workloads[0].sync)
+        code, _, err = self.run_bench('--qemu', '10.0', '--workload',
+                                      BUSY + ',sync=frequent')
         self.assertEqual(2, code)
-        self.assertIn('put sync=frequent in the spec', err)
-        self.assertEqual({'frequent'}, {w.sync for w in
-                                        matrix.builtin(sync='frequent')})
-        self.assertEqual({'pass'}, {w.sync for w in matrix.builtin()})
+        self.assertIn('says sync=frequent, but QEMU 10.0 syncs "pass"', err)
+
+    def test_an_unmeasured_qemu_is_refused(self):
+        code, _, err = self.run_bench('--qemu', '8.0')
+        self.assertEqual(2, code)
+        self.assertIn("invalid choice: '8.0'", err)
 
     def test_every_policy_name_is_accepted(self):
         names = runner.policy_names(self.conf)

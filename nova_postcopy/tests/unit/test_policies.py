@@ -197,7 +197,7 @@ class TestForecast(base.TestCase):
             context(budget_s=1300))[0])
 
     def test_measured_drain_overrules_the_pass_model(self):
-        # QEMU 8+ with post-copy enabled re-syncs within passes, so passes
+        # QEMU 11.1 with post-copy enabled re-syncs within passes, so passes
         # read from the data straddle syncs, and the pass model fitted to
         # them said these guests, dirtying 60 % of the link, could not
         # converge (each was switched late in pre-copy). The data left

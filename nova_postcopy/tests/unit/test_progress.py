@@ -53,7 +53,7 @@ class TestPasses(base.TestCase):
         self.assertAlmostEqual(GIB, tracker.bandwidth, delta=1)
 
     def test_racing_counter_does_not_make_passes(self):
-        # QEMU 8+ with post-copy enabled: the counter moves on every poll.
+        # QEMU 11.1 with post-copy enabled: the counter moves on every poll.
         samples = [base.stats(t, (16 - t) * GIB, t * GIB, iteration=1 + 10 * t)
                    for t in range(0, 16)]
         tracker = base.feed(progress.ProgressTracker(), *samples)
@@ -107,7 +107,7 @@ class TestDrain(base.TestCase):
     """The fall of the data left within a pass, where it includes the log."""
 
     def racing(self):
-        # QEMU 8+ with post-copy: pass 1 walks 16 GiB in 16 s and leaves
+        # QEMU 11.1 with post-copy: pass 1 walks 16 GiB in 16 s and leaves
         # 8 GiB; the data left then falls by 0.5 GiB/s.
         first = [base.stats(t, (16 - t / 2) * GIB, t * GIB,
                             iteration=1 + 10 * t) for t in range(0, 17)]
