@@ -56,6 +56,10 @@ def udev_rule(group):
 
 
 UDEV_RULE = udev_rule('<the QEMU group>')
+# Where AppArmor confines QEMU: the line, and the hook of libvirt's
+# libvirt-qemu abstraction that is the host's own to edit.
+APPARMOR_RULE = '/dev/userfaultfd rw,'
+APPARMOR_LOCAL = '/etc/apparmor.d/local/abstractions/libvirt-qemu'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +92,9 @@ class HostFacts:
     # What this host's guests run under: 'kvm', 'tcg' (Nova's virt_type
     # qemu), or None where nobody said.
     accelerator: typing.Optional[str] = None
+    # AppArmor on, libvirt confining QEMU with it, and no rule there that
+    # lets QEMU open /dev/userfaultfd.
+    apparmor_denies_userfaultfd: typing.Optional[bool] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +148,8 @@ def check_userfaultfd(facts):
         return Check(name, FAIL, 'an incoming QEMU on this host refused '
                      'post-copy: %s' % message, _remedy(facts))
     node = facts.dev_userfaultfd
-    if node is not None and _may_open(node, facts):
+    if node is not None and _may_open(node, facts) and \
+            not facts.apparmor_denies_userfaultfd:
         return Check(name, PASS, '/dev/userfaultfd (mode %o) is open to '
                      'the QEMU user; QEMU 8 and later use it'
                      % (node.mode & 0o777))
@@ -185,6 +193,9 @@ def _why_no_userfaultfd(facts):
                     else facts.unprivileged_userfaultfd))
     if facts.qemu_keeps_ptrace is False:
         parts.append('QEMU runs without CAP_SYS_PTRACE')
+    if facts.apparmor_denies_userfaultfd:
+        parts.append("AppArmor confines QEMU and libvirt's libvirt-qemu "
+                     'abstraction does not let it open /dev/userfaultfd')
     return '; '.join(parts)
 
 
@@ -194,6 +205,13 @@ def _device_remedy(facts):
 
 
 def _remedy(facts):
+    if facts.apparmor_denies_userfaultfd:
+        remedy = ('add the line "%s" to %s (new QEMU processes get it); '
+                  % (APPARMOR_RULE, APPARMOR_LOCAL))
+        node = facts.dev_userfaultfd
+        if node is not None and _may_open(node, facts):
+            return remedy.rstrip('; ')
+        return remedy + _device_remedy(facts)
     if facts.kernel is not None and facts.kernel < (6, 1):
         return ('this kernel has no /dev/userfaultfd: upgrade to Linux 6.1 '
                 'or later and grant access to it; meanwhile '

@@ -26,6 +26,8 @@ from nova_postcopy import libvirt_api
 LOG = logging.getLogger(__name__)
 
 QEMU_CONF = '/etc/libvirt/qemu.conf'
+APPARMOR_ENABLED = 'sys/module/apparmor/parameters/enabled'
+APPARMOR_ABSTRACTION = '/etc/apparmor.d/abstractions/libvirt-qemu'
 DEFAULT_QEMU_USER = 'libvirt-qemu'
 
 TRIAL_XML = """<domain type='qemu'
@@ -72,6 +74,7 @@ def local_facts(root='/'):
              for path in glob.glob(os.path.join(
                  root, 'sys/kernel/mm/hugepages/hugepages-*kB'))]
     facts['hugepage_sizes_kib'] = frozenset(sizes)
+    facts['apparmor_denies_userfaultfd'] = apparmor_denies_userfaultfd(root)
     user = qemu_user(os.path.join(root, QEMU_CONF.lstrip('/')))
     try:
         entry = pwd.getpwnam(user)
@@ -81,6 +84,44 @@ def local_facts(root='/'):
     except KeyError:
         pass
     return facts
+
+
+def apparmor_denies_userfaultfd(root='/'):
+    """Whether AppArmor keeps libvirt's QEMU from opening /dev/userfaultfd.
+
+    Where AppArmor is on, libvirt confines each QEMU with a profile built on
+    its ``libvirt-qemu`` abstraction, and the abstraction libvirt 12.8 ships
+    (Debian forky, read on the lab) names /dev/kvm and /dev/vfio/vfio but
+    not /dev/userfaultfd: the udev rule then opens the device to QEMU's
+    group for nothing, QEMU falls back to userfaultfd(2), and that needs
+    what the rule exists to avoid. Debian and Ubuntu turn AppArmor on by
+    default. The abstraction's own hooks, ``libvirt-qemu.d/`` and
+    ``local/abstractions/libvirt-qemu``, are where a host adds the rule.
+    """
+    try:
+        with open(os.path.join(root, APPARMOR_ENABLED)) as handle:
+            if handle.read().strip() != 'Y':
+                return False
+    except OSError:
+        return False
+    driver = _qemu_conf_value(os.path.join(root, QEMU_CONF.lstrip('/')),
+                              'security_driver')
+    if driver and driver != 'apparmor':
+        return False
+    base = os.path.join(root, APPARMOR_ABSTRACTION.lstrip('/'))
+    if not os.path.exists(base):
+        return False  # libvirt's AppArmor driver is not installed
+    rule = re.compile(r'^\s*/dev/userfaultfd\s+\w*w\w*\s*,', re.M)
+    for path in ([base] + sorted(glob.glob(base + '.d/*'))
+                 + [os.path.join(root,
+                                 capabilities.APPARMOR_LOCAL.lstrip('/'))]):
+        try:
+            with open(path) as handle:
+                if rule.search(handle.read()):
+                    return False
+        except OSError:
+            continue
+    return True
 
 
 def qemu_user(path):

@@ -42,9 +42,19 @@ def parse_args(argv):
         help='with --udev-rule: the group QEMU runs as, where this host '
         'cannot tell (libvirt in a container); default: qemu.conf\'s '
         '"group", else its "user"\'s own group')
+    parser.add_argument(
+        '--apparmor-rule', action='store_true',
+        help='where AppArmor keeps libvirt\'s QEMU from opening '
+        '/dev/userfaultfd on this host, print the file and the line (tab '
+        'between) that let it; print nothing where it does not; checks '
+        'nothing else')
     args = parser.parse_args(argv)
-    if args.udev_rule and args.uri:
-        parser.error('--udev-rule is about this host; drop --uri')
+    if (args.udev_rule or args.apparmor_rule) and args.uri:
+        parser.error('--udev-rule and --apparmor-rule are about this host; '
+                     'drop --uri')
+    if args.udev_rule and args.apparmor_rule:
+        parser.error('--udev-rule and --apparmor-rule print one thing each; '
+                     'run them one at a time')
     if args.qemu_group and not args.udev_rule:
         parser.error('--qemu-group goes with --udev-rule')
     return args
@@ -54,6 +64,11 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.udev_rule:
         return print_udev_rule(args.qemu_group)
+    if args.apparmor_rule:
+        if probe.apparmor_denies_userfaultfd():
+            print('%s\t%s' % (capabilities.APPARMOR_LOCAL,
+                              capabilities.APPARMOR_RULE))
+        return 0
     lv = libvirt_api.import_libvirt()
     uri = args.uri or 'qemu:///system'
     try:

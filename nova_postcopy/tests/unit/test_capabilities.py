@@ -76,6 +76,92 @@ class TestUserfaultfd(base.TestCase):
         self.assertEqual(caps.UNKNOWN,
                          caps.check_userfaultfd(caps.HostFacts()).status)
 
+    def test_apparmor_closes_a_device_the_group_may_open(self):
+        opened = replace(LOCKED, dev_userfaultfd=caps.DeviceNode(
+            0o20660, 0, 108), apparmor_denies_userfaultfd=True)
+        check = caps.check_userfaultfd(opened)
+        self.assertEqual(caps.FAIL, check.status)
+        self.assertIn('AppArmor confines QEMU', check.why)
+        self.assertEqual('add the line "/dev/userfaultfd rw," to '
+                         '/etc/apparmor.d/local/abstractions/libvirt-qemu '
+                         '(new QEMU processes get it)', check.remedy)
+        # QEMU falls back to userfaultfd(2), which the sysctl opens.
+        self.assertEqual(caps.PASS, caps.check_userfaultfd(replace(
+            opened, unprivileged_userfaultfd=1)).status)
+
+    def test_apparmor_named_when_the_device_is_closed_too(self):
+        check = caps.check_userfaultfd(replace(
+            LOCKED, apparmor_denies_userfaultfd=True))
+        self.assertIn(caps.APPARMOR_LOCAL, check.remedy)
+        self.assertIn('KERNEL=="userfaultfd"', check.remedy)
+
+    def test_a_refused_trial_names_apparmor_in_its_remedy(self):
+        refused = replace(READY, apparmor_denies_userfaultfd=True,
+                          postcopy_trial=(False, 'Permission denied'))
+        check = caps.check_userfaultfd(refused)
+        self.assertEqual(caps.FAIL, check.status)
+        self.assertIn(caps.APPARMOR_RULE, check.remedy)
+
+
+class TestApparmorProbe(base.TestCase):
+    """Read from a fake root with the abstraction libvirt 12.8 ships."""
+
+    # The device lines of Debian forky's libvirt-qemu abstraction.
+    SHIPPED = ('  #include <abstractions/base>\n  /dev/kvm rw,\n'
+               '  /dev/net/tun rw,\n  /dev/vfio/vfio rw,\n'
+               '  include if exists <local/abstractions/libvirt-qemu>\n')
+
+    def setUp(self):
+        super().setUp()
+        import os
+        self.root = self.useFixture(fixtures.TempDir()).path
+        for folder in ('sys/module/apparmor/parameters',
+                       'etc/apparmor.d/abstractions/libvirt-qemu.d',
+                       'etc/apparmor.d/local/abstractions', 'etc/libvirt'):
+            os.makedirs(os.path.join(self.root, folder))
+        self.write('sys/module/apparmor/parameters/enabled', 'Y\n')
+        self.write('etc/apparmor.d/abstractions/libvirt-qemu', self.SHIPPED)
+
+    def write(self, path, text):
+        import os
+        with open(os.path.join(self.root, path), 'w') as handle:
+            handle.write(text)
+
+    def denies(self):
+        from nova_postcopy import probe
+        return probe.apparmor_denies_userfaultfd(self.root)
+
+    def test_the_shipped_abstraction_denies(self):
+        self.assertTrue(self.denies())
+
+    def test_the_local_hook_with_the_rule_allows(self):
+        self.write('etc/apparmor.d/local/abstractions/libvirt-qemu',
+                   '# site\n' + caps.APPARMOR_RULE + '\n')
+        self.assertFalse(self.denies())
+
+    def test_a_drop_in_with_the_rule_allows(self):
+        self.write('etc/apparmor.d/abstractions/libvirt-qemu.d/uffd',
+                   '  /dev/userfaultfd rw,\n')
+        self.assertFalse(self.denies())
+
+    def test_a_read_only_rule_does_not_allow(self):
+        self.write('etc/apparmor.d/local/abstractions/libvirt-qemu',
+                   '/dev/userfaultfd r,\n')
+        self.assertTrue(self.denies())
+
+    def test_apparmor_off_or_not_libvirts_driver(self):
+        self.write('etc/libvirt/qemu.conf', 'security_driver = "none"\n')
+        self.assertFalse(self.denies())
+        self.write('etc/libvirt/qemu.conf', '')
+        self.write('sys/module/apparmor/parameters/enabled', 'N\n')
+        self.assertFalse(self.denies())
+
+    def test_without_libvirts_abstraction_nothing_is_confined(self):
+        import os
+        os.remove(os.path.join(self.root,
+                               'etc/apparmor.d/abstractions/libvirt-qemu'))
+        self.assertFalse(self.denies())
+
 
 class TestVersions(base.TestCase):
 
@@ -458,4 +544,14 @@ class TestUdevRuleCommand(base.TestCase):
         code, _, err = self.run_check('', '--udev-rule', '--uri',
                                       'qemu+tcp://b/system')
         self.assertEqual(2, code)
-        self.assertIn('--udev-rule is about this host', err)
+        self.assertIn('--udev-rule and --apparmor-rule are about this host',
+                      err)
+
+    def test_apparmor_rule_only_where_apparmor_denies(self):
+        for denies, printed in ((True, '%s\t%s\n' % (
+                caps.APPARMOR_LOCAL, caps.APPARMOR_RULE)), (False, '')):
+            self.useFixture(fixtures.MockPatch(
+                'nova_postcopy.probe.apparmor_denies_userfaultfd',
+                return_value=denies))
+            self.assertEqual((0, printed, ''),
+                             self.run_check('', '--apparmor-rule'))
