@@ -29,6 +29,7 @@ import repro
 DEST_URI = 'qemu+tcp://10.250.0.2/system'
 MIGRATE_URI = 'tcp://10.250.0.2'
 BASE_FLAGS = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+MIB = 1024 * 1024
 
 
 def probe(args, name, postcopy):
@@ -47,7 +48,7 @@ def probe(args, name, postcopy):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     t0 = time.monotonic()
-    iterations, moving_at = [], None
+    iterations, moving_at, figures = [], None, []
     while time.monotonic() - t0 < args.watch + 30 and thread.is_alive():
         try:
             stats = dom.jobStats()
@@ -60,6 +61,9 @@ def probe(args, name, postcopy):
             if time.monotonic() - moving_at > args.watch:
                 break
             iterations.append(stats.get('memory_iteration', 0))
+            figures.append((time.monotonic(), stats.get('data_remaining', 0),
+                            processed, stats.get('memory_dirty_rate', 0),
+                            stats.get('memory_page_size', 4096)))
         time.sleep(args.poll)
     # From a second connection: on the migrating one, without an event
     # loop, abortJob waited for migrateToURI3 to return (12 min on forky).
@@ -74,6 +78,11 @@ def probe(args, name, postcopy):
     conn.close()
     health = labctl.check(name)
     syncs = sum(1 for a, b in zip(iterations, iterations[1:]) if b > a)
+    # What data_remaining does meanwhile: it falls at the sending rate when
+    # it is the bitmap alone, and slower when re-syncs add the dirty log.
+    (t_a, left_a, sent_a, _, _), (t_b, left_b, sent_b, dirty, page) = (
+        figures[0], figures[-1])
+    span = max(t_b - t_a, 1e-3)
     healthy = (health['host'] == 'A' and health['running']
                and health['counter_advanced'] and not health['memory_errors']
                and not health['panic'] and not health['reset'])
@@ -81,6 +90,9 @@ def probe(args, name, postcopy):
             'samples': len(iterations), 'syncs': syncs,
             'last_iteration': iterations[-1] if iterations else None,
             'mode': 'frequent' if syncs >= args.watch else 'pass',
+            'sent_mibs': round((sent_b - sent_a) / span / MIB, 1),
+            'remaining_fall_mibs': round((left_a - left_b) / span / MIB, 1),
+            'dirty_rate_mibs': round(dirty * page / MIB, 1),
             'healthy_on_source': healthy, 'health': health}
 
 
@@ -113,9 +125,12 @@ def main(argv=None):
     print('host A: libvirt %(libvirt)s, QEMU %(qemu)s' % versions)
     for run in runs:
         print('post-copy %-3s: %d syncs in %.0f s of the first pass -> %s; '
-              'guest healthy on the source: %s'
+              'sent %.1f MiB/s, data_remaining fell %.1f MiB/s, '
+              'memory_dirty_rate %.1f MiB/s; guest healthy on the source: %s'
               % ('on' if run['postcopy'] else 'off', run['syncs'],
-                 run['watched_s'], run['mode'], run['healthy_on_source']))
+                 run['watched_s'], run['mode'], run['sent_mibs'],
+                 run['remaining_fall_mibs'], run['dirty_rate_mibs'],
+                 run['healthy_on_source']))
     return 0 if all(run['healthy_on_source'] for run in runs) else 1
 
 
