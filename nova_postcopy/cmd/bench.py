@@ -76,15 +76,15 @@ def parse_args(argv, conf):
                      % (runner.DEFAULT, runner.DEFAULT))
     sync = workload_mod.QEMU_SYNC[args.qemu or workload_mod.DEFAULT_QEMU]
     if args.workload:
-        for spec in args.workload:
-            said = workload_mod.Workload.parse(spec).sync
-            if args.qemu and 'sync=' in spec.replace(' ', '') and \
-                    said != sync:
-                parser.error('workload %r says sync=%s, but QEMU %s syncs '
-                             '"%s": drop one of the two'
-                             % (spec, said, args.qemu, sync))
+        # The QEMU's mode fills a spec without sync=; one that differs was
+        # said by the spec.
         args.workloads = [workload_mod.Workload.parse(spec, sync=sync)
                           for spec in args.workload]
+        for spec, workload in zip(args.workload, args.workloads):
+            if args.qemu and workload.sync != sync:
+                parser.error('workload %r says sync=%s, but QEMU %s syncs '
+                             '"%s": drop one of the two'
+                             % (spec, workload.sync, args.qemu, sync))
     else:
         args.workloads = matrix.builtin(sync=sync)
     return args

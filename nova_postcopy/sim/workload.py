@@ -45,9 +45,9 @@ class Workload:
         lifts the cap for the stop-and-copy, and post-copy without
         ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
     :param sync: ``pass`` (dirty bitmap synced once per pass, as QEMU
-        10.0 does, and every QEMU without post-copy) or ``frequent`` (about
-        ten syncs a second, as QEMU 11.1 does once post-copy is enabled);
-        see ``QEMU_SYNC``.
+        10.0 does, and both measured QEMUs without post-copy) or
+        ``frequent`` (about ten syncs a second, as QEMU 11.1 does once
+        post-copy is enabled); see ``QEMU_SYNC``.
     :param seed: seeds the bandwidth and dirty-rate jitter.
     """
 
