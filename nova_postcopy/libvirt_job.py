@@ -15,6 +15,7 @@ import time
 from oslo_log import log as logging
 
 from nova_postcopy import domain_states
+from nova_postcopy import half_open
 from nova_postcopy import jobs
 from nova_postcopy import libvirt_api
 from nova_postcopy import recovery
@@ -26,6 +27,7 @@ libvirt = None
 PROBE_SECONDS = 1
 DEST_CHECK_S = 1.0  # how often, in post-copy, the destination is asked
 DEST_FAILED = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY_FAILED)
+DEST_IN_POSTCOPY = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY)
 
 
 class LibvirtJob:
@@ -73,6 +75,7 @@ class LibvirtJob:
         self._callbacks = []
         self._thread = None
         self._dest_checked = 0.0
+        self.connections = half_open.MigrationConnections()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -209,6 +212,7 @@ class LibvirtJob:
 
     def poll_events(self):
         if self._postcopy and self.running():
+            self.connections.record()
             self._follow_destination_failure()
         events = []
         while True:
@@ -312,14 +316,17 @@ class LibvirtJob:
         ever (seen on the lab). Nor can it be paused on demand: libvirt 12.8
         refuses ``VIR_DOMAIN_ABORT_JOB_POSTCOPY`` there while its Finish
         phase holds the job, i.e. until its QEMU notices (measured, see
-        ``doc/source/user/recovery.rst``). When it cannot be asked, the
-        resume is tried.
+        ``doc/source/user/recovery.rst``); the recovery clears the
+        connection it may hold half-open instead. When it cannot be asked,
+        the resume is tried.
         """
         state = self._dest_state()
         if state is None or state == DEST_FAILED:
             return recovery.PAUSED
         if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
             return recovery.COMPLETED
+        if state == DEST_IN_POSTCOPY:
+            return recovery.DESTINATION_UNAWARE
         return recovery.MIGRATING
 
     def _follow_destination_failure(self):
@@ -353,6 +360,9 @@ class LibvirtJob:
             LOG.info("%s: pausing the source's post-copy was refused (%s); "
                      'waiting for it to notice the failure', name,
                      error.get_error_message())
+
+    def clear_half_open(self):
+        return self.connections.knock_forgotten()
 
     def resume(self):
         """Resume with the same URI, parameters and flags."""

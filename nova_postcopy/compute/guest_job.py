@@ -19,6 +19,7 @@ from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
 from nova_postcopy import domain_states
+from nova_postcopy import half_open
 from nova_postcopy import jobs
 from nova_postcopy import recovery
 
@@ -96,6 +97,7 @@ class NovaGuestJob:
         # (uri, params, flags), set by the driver.
         self.migrate_call = None
         self._resumed = None
+        self.connections = half_open.MigrationConnections()
 
     def close(self):
         self.guest._domain = self._recording._domain
@@ -107,6 +109,9 @@ class NovaGuestJob:
         self._withdrawn = True
 
     def poll_events(self):
+        if self.postcopy_started:
+            # The connection a cut may leave half-open on the destination.
+            self.connections.record()
         if self._resumed is not None:
             return self._resume_events()
         self._stats = None
@@ -303,6 +308,9 @@ class NovaGuestJob:
         if state == domain_states.POSTCOPY_FAILED:
             return recovery.PAUSED
         return recovery.MIGRATING
+
+    def clear_half_open(self):
+        return self.connections.knock_forgotten()
 
     def resume(self):
         """The same call with VIR_MIGRATE_POSTCOPY_RESUME, in a thread."""
