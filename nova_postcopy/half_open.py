@@ -46,6 +46,7 @@ LOG = logging.getLogger(__name__)
 LIBVIRT_MIGRATION_PORTS = range(49152, 49216)
 # /proc/net/tcp's state column (include/net/tcp_states.h).
 ESTABLISHED = '01'
+LISTEN = '0A'
 TABLES = (('/proc/self/net/tcp', socket.AF_INET),
           ('/proc/self/net/tcp6', socket.AF_INET6))
 # How long a knock waits for the destination's answer: a round trip and a
@@ -136,29 +137,45 @@ def knock(connection, wait_s=ANSWER_WAIT_S):
 class MigrationConnections:
     """The source's migration connections, and knocks for forgotten ones.
 
+    :param enabled: ``[postcopy] recovery_reset_half_open``; when off,
+        nothing is read and nothing is sent.
     :param read: returns the host's rows, as :func:`read_tables`.
     :param knock: as :func:`knock`.
     """
 
-    def __init__(self, ports=LIBVIRT_MIGRATION_PORTS, read=read_tables,
-                 knock=knock):
+    def __init__(self, enabled=True, ports=LIBVIRT_MIGRATION_PORTS,
+                 read=read_tables, knock=knock):
+        self.enabled = enabled
         self.ports = ports
         self._read = read
         self._knock = knock
         self.seen = set()
 
     def record(self):
-        """Remember every established connection to a migration port."""
-        for connection, state in self._read():
-            if state == ESTABLISHED and connection.remote[1] in self.ports:
+        """Remember every established connection to a migration port.
+
+        Not one accepted by a service listening here: a client's ephemeral
+        port can fall in libvirt's range too.
+        """
+        if not self.enabled:
+            return
+        rows = self._read()
+        listening = {connection.local[1] for connection, state in rows
+                     if state == LISTEN}
+        for connection, state in rows:
+            if (state == ESTABLISHED and connection.remote[1] in self.ports
+                    and connection.local[1] not in listening):
                 self.seen.add(connection)
 
-    def knock_forgotten(self):
+    def knock_forgotten(self, name):
         """Knock for each seen connection this host no longer holds.
 
+        :param name: the migration, for the log.
         :returns: the connections the destination answered for: it holds
             none of them now, so they are forgotten here too.
         """
+        if not self.seen:
+            return []
         held = {connection for connection, _ in self._read()}
         answered = []
         for connection in sorted(self.seen - held, key=str):
@@ -174,4 +191,9 @@ class MigrationConnections:
             if result in (ANSWERED, ACCEPTED):
                 self.seen.discard(connection)
                 answered.append(connection)
+                LOG.info('%s: told the destination that migration '
+                         'connection %s is closed: the source dropped it in '
+                         'the cut, and a destination that only receives may '
+                         'not notice for minutes, refusing every resume '
+                         'until it does', name, connection)
         return answered

@@ -43,10 +43,12 @@ class LibvirtJob:
         (QEMU's calc-dirty-rate), for the forecast policy.
     :param dest_connection: a connection to the destination as this
         process reaches it, to report its half after a post-copy failure.
+    :param reset_half_open: ``[postcopy] recovery_reset_half_open``.
     """
 
     def __init__(self, connection, domain, dest_uri, params, flags,
-                 probe_dirty_rate=True, dest_connection=None):
+                 probe_dirty_rate=True, dest_connection=None,
+                 reset_half_open=True):
         global libvirt
         if libvirt is None:
             libvirt = libvirt_api.import_libvirt()
@@ -75,7 +77,7 @@ class LibvirtJob:
         self._callbacks = []
         self._thread = None
         self._dest_checked = 0.0
-        self.connections = half_open.MigrationConnections()
+        self.connections = half_open.MigrationConnections(reset_half_open)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -213,7 +215,7 @@ class LibvirtJob:
     def poll_events(self):
         if self._postcopy and self.running():
             self.connections.record()
-            self._follow_destination_failure()
+            self._follow_failure()
         events = []
         while True:
             try:
@@ -329,19 +331,24 @@ class LibvirtJob:
             return recovery.DESTINATION_UNAWARE
         return recovery.MIGRATING
 
-    def _follow_destination_failure(self):
-        """The destination saw the cut first: pause the source's half too.
+    def _follow_failure(self):
+        """Make the half that has not seen a failure see it.
 
-        The source's QEMU, sending, may take its TCP timeout to notice;
-        until it does, the migration call does not return and recovery
-        cannot start.
+        The destination saw it first: the source's QEMU, sending, may take
+        its TCP timeout to notice; until it does, the migration call does
+        not return and recovery cannot start. The source saw it first: the
+        call waits on the destination's Finish phase, which waits on its
+        QEMU, which may hold the cut connection half-open for minutes.
         """
         now = time.monotonic()
         if now - self._dest_checked < DEST_CHECK_S:
             return
         self._dest_checked = now
-        if (self._dest_state() == DEST_FAILED
-                and self.domain_state() == domain_states.IN_POSTCOPY):
+        source = self.domain_state()
+        if source == domain_states.POSTCOPY_FAILED:
+            self.connections.knock_forgotten(self.domain.name())
+        elif (source == domain_states.IN_POSTCOPY
+              and self._dest_state() == DEST_FAILED):
             self._pause_source_postcopy()
 
     def _pause_source_postcopy(self):
@@ -362,7 +369,7 @@ class LibvirtJob:
                      error.get_error_message())
 
     def clear_half_open(self):
-        return self.connections.knock_forgotten()
+        return self.connections.knock_forgotten(self.domain.name())
 
     def resume(self):
         """Resume with the same URI, parameters and flags."""

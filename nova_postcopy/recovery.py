@@ -30,7 +30,8 @@ LOG = logging.getLogger(__name__)
 
 # What the port says of the migration after a post-copy failure.
 PAUSED = 'paused'          # both halves wait: a resume may be tried
-# The source has paused; the destination has not noticed the failure yet.
+# The source has paused; the destination has not noticed the failure yet
+# (so the migration call may not have returned either).
 DESTINATION_UNAWARE = 'destination-unaware'
 MIGRATING = 'migrating'    # QEMU still moves pages (or resumes by itself)
 COMPLETED = 'completed'    # the destination has the whole guest
@@ -216,14 +217,7 @@ class PostcopyRecovery:
 
     def _clear_half_open(self):
         """Whether the destination answered for a connection: retry soon."""
-        answered = self.port.clear_half_open()
-        for connection in answered:
-            LOG.info('%s: told the destination that migration connection %s '
-                     'is closed: the source dropped it in the cut, and a '
-                     'destination that only receives may not notice for '
-                     'minutes, refusing every resume until it does',
-                     self.name, connection)
-        return bool(answered)
+        return bool(self.port.clear_half_open())
 
     def _wait_for_end(self, started):
         while self._elapsed(started) < self.deadline_s:

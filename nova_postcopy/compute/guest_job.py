@@ -59,11 +59,12 @@ class NovaGuestJob:
     :param downtime_steps: Nova's ``(seconds, milliseconds)`` steps.
     :param clock: the monitor's clock; ``time_elapsed`` is taken from it
         when libvirt does not say.
+    :param reset_half_open: ``[postcopy] recovery_reset_half_open``.
     """
 
     def __init__(self, driver, context, instance, guest, migration, future,
                  downtime_steps, clock, monitor_interval_s, libvirt,
-                 poll_interval_s):
+                 poll_interval_s, reset_half_open=True):
         self.driver = driver
         self.context = context
         self.instance = instance
@@ -97,7 +98,7 @@ class NovaGuestJob:
         # (uri, params, flags), set by the driver.
         self.migrate_call = None
         self._resumed = None
-        self.connections = half_open.MigrationConnections()
+        self.connections = half_open.MigrationConnections(reset_half_open)
 
     def close(self):
         self.guest._domain = self._recording._domain
@@ -299,10 +300,13 @@ class NovaGuestJob:
         """Judged from the source domain, not from the call's error."""
         if self._resumed is not None and self._resumed.is_alive():
             return recovery.MIGRATING
-        if self._resumed is None and not self.future.done():
-            # The original call has not given up: QEMU may still finish.
-            return recovery.MIGRATING
         state = self.domain_state()
+        if self._resumed is None and not self.future.done():
+            # The original call has not given up: QEMU may still finish,
+            # or the call waits for the destination to notice the failure.
+            return (recovery.DESTINATION_UNAWARE
+                    if state == domain_states.POSTCOPY_FAILED
+                    else recovery.MIGRATING)
         if state is None or state[0] == domain_states.SHUTOFF:
             return recovery.COMPLETED
         if state == domain_states.POSTCOPY_FAILED:
@@ -310,7 +314,8 @@ class NovaGuestJob:
         return recovery.MIGRATING
 
     def clear_half_open(self):
-        return self.connections.knock_forgotten()
+        return self.connections.knock_forgotten(
+            'instance %s' % self.instance.uuid)
 
     def resume(self):
         """The same call with VIR_MIGRATE_POSTCOPY_RESUME, in a thread."""

@@ -9,6 +9,7 @@ import errno
 import socket
 import struct
 
+import fixtures
 import testtools
 
 from nova_postcopy import half_open
@@ -91,22 +92,44 @@ class TestMigrationConnections(testtools.TestCase):
         self.assertEqual({51000, 51003},
                          {c.local[1] for c in self.connections.seen})
 
+    def test_not_a_service_clients_connection_from_such_a_port(self):
+        listening = half_open.Connection(socket.AF_INET, ('0.0.0.0', 5672),
+                                         ('0.0.0.0', 0))
+        self.table = [(listening, half_open.LISTEN), row(5672, 49160),
+                      row(51000, 49152)]
+        self.connections.record()
+        self.assertEqual({51000}, {c.local[1] for c in self.connections.seen})
+
     def test_knocks_only_for_what_this_host_no_longer_holds(self):
         self.table = [row(51000, 49152), row(51001, 49153)]
         self.connections.record()
         # 51000 is gone here; 51001 is still held (in any state).
         self.table = [row(51001, 49153, state='04')]
-        answered = self.connections.knock_forgotten()
+        answered = self.connections.knock_forgotten('g1')
         self.assertEqual([51000], self.knocked)
         self.assertEqual([51000], [c.local[1] for c in answered])
 
     def test_an_answered_connection_is_not_knocked_for_again(self):
+        logged = self.useFixture(fixtures.FakeLogger(level='INFO'))
         self.table = [row(51000, 49152)]
         self.connections.record()
         self.table = []
-        self.connections.knock_forgotten()
-        self.assertEqual([], self.connections.knock_forgotten())
+        self.connections.knock_forgotten('g1')
+        self.assertEqual([], self.connections.knock_forgotten('g1'))
         self.assertEqual([51000], self.knocked)
+        # Said once, with what and why.
+        self.assertEqual(1, logged.output.count(
+            'g1: told the destination that migration connection '
+            '10.0.0.1:51000 -> 10.0.0.2:49152 is closed'))
+
+    def test_switched_off_it_reads_and_sends_nothing(self):
+        def never(*args):
+            raise AssertionError('must not be called')
+
+        connections = half_open.MigrationConnections(
+            enabled=False, read=never, knock=never)
+        connections.record()
+        self.assertEqual([], connections.knock_forgotten('g1'))
 
     def test_no_answer_is_knocked_for_again(self):
         self.table = [row(51000, 49152), row(51001, 49153)]
@@ -114,9 +137,9 @@ class TestMigrationConnections(testtools.TestCase):
         self.table = []
         self.answers = {51000: half_open.NO_ANSWER,
                         51001: OSError('network is unreachable')}
-        self.assertEqual([], self.connections.knock_forgotten())
+        self.assertEqual([], self.connections.knock_forgotten('g1'))
         self.answers = {}
-        answered = self.connections.knock_forgotten()
+        answered = self.connections.knock_forgotten('g1')
         self.assertEqual({51000, 51001}, {c.local[1] for c in answered})
 
 

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Recovery of a post-copy cut by a network failure, on the simulator."""
 
-import fixtures
 import testtools
 
 from nova_postcopy import clock
@@ -199,7 +198,6 @@ class TestHalfOpenDestination(testtools.TestCase):
     def test_resumes_right_after_the_destination_is_told(self):
         virtual = clock.VirtualClock()
         port = HalfOpen(link_back_at=26, clock=virtual)
-        logged = self.useFixture(fixtures.FakeLogger(level='INFO'))
         result = recovery.PostcopyRecovery(port, virtual,
                                            deadline_s=300).run()
         self.assertEqual('recovered', result.result)
@@ -210,7 +208,6 @@ class TestHalfOpenDestination(testtools.TestCase):
                          port.told_at)
         self.assertLessEqual(port.resumed_at - port.told_at, 1.0)
         self.assertLess(port.resumed_at, 26 + 10 + 1)
-        self.assertEqual(1, logged.output.count('is closed: the source'))
 
     def test_each_attempt_is_preceded_by_a_knock(self):
         virtual = clock.VirtualClock()
