@@ -109,53 +109,135 @@ class OvirtPostcopy(base.SwitchPolicy):
 
 
 class KubevirtStall(base.SwitchPolicy):
-    """KubeVirt's VEP 248 stall detector with its defaults.
+    """KubeVirt's stall detector (VEP 248), with post-copy allowed.
 
-    Records (remaining, time) whenever the iteration counter moves, is
-    stalled when the newest record is not 4 % below the best record older
-    than 40 s, switches to post-copy at a local minimum, relaxing its best
-    value after a patience period that halves each time, and switches at
-    the completion timeout anyway.
+    Modelled on kubevirt/kubevirt d923fdb815:
+    ``pkg/virt-launcher/virtwrap/live-migration-source.go`` (the monitor
+    loop, ``handleStallDetection``, ``processCompletionTimeouts``),
+    ``stall-detector.go`` and the defaults in
+    ``pkg/virt-config/virt-config.go``. It runs behind the
+    ``MigrationStallDetection`` feature gate; ``allowWorkloadDisruption``
+    defaults to ``allowPostCopy``, both on here.
+
+    * The monitor wakes on each migration-iteration event (one per QEMU
+      dirty-bitmap sync) or after 400 ms without one. Here a poll that sees
+      ``memory_iteration`` move is an event wake.
+    * An event records (elapsed, data remaining); a wake without one feeds
+      an EWMA (alpha 0.4) of ``memory_bps``. Under QEMU 11.1's syncs ten
+      times a second with post-copy enabled, every wake is an event: the
+      EWMA is never set, nothing is ever judged stalled, and the completion
+      timeout aborts ("value of ewmaBandwidthBps not set").
+    * Stalled: the newest record is not 4 % below the lowest one older than
+      40 s (``stallProgressTimeout``). Then at a local minimum (within 4 %
+      of the best record, the best relaxed to the next higher record after
+      a patience of 40 s that halves each time) it switches to post-copy,
+      if moving what remains at the EWMA rate fits before twice the
+      completion time.
+    * At the completion time (150 s per decimal GB of RAM, rounded up) it
+      switches if that fits, and aborts otherwise.
     """
 
     name = 'kubevirt_stall'
-    WINDOW_S, MARGIN, PATIENCE_DECAY = 40.0, 0.04, 0.5
+    STALL_PROGRESS_TIMEOUT_S, STALL_MARGIN = 40.0, 0.04
+    PATIENCE_DECAY, EWMA_ALPHA, COMPLETION_TIMEOUT_FACTOR = 0.5, 0.4, 2.0
 
     def __init__(self, conf):
         super().__init__(conf)
-        self._records = []
         self._last_iteration = None
-        self._patience = self.WINDOW_S
+        self._record = None            # (elapsed s, remaining) at an event
+        self._candidates = []          # records, remaining falling
+        self._min_outside = None       # lowest record older than the window
+        self._stalled = False
         self._best = None
-        self._best_since = None
+        self._history = []
+        self._relax_at = None
+        self._patience = self.STALL_PROGRESS_TIMEOUT_S
+        self._ewma = 0.0
 
     def decide(self, progress, context):
         sample = progress.sample
         now = progress.elapsed_s
-        if now > context.budget_s:
+        if sample.memory_iteration != self._last_iteration:
+            self._last_iteration = sample.memory_iteration
+            self._record = (now, sample.data_remaining)
+            if self._stall_iteration(self._record):
+                decision = self._at_stall(now, context)
+                if decision is not None:
+                    return decision
+        elif sample.memory_bps:
+            self._ewma = (sample.memory_bps if not self._ewma else
+                          self.EWMA_ALPHA * sample.memory_bps
+                          + (1 - self.EWMA_ALPHA) * self._ewma)
+        return self._completion_timeout(now, context)
+
+    def _stall_iteration(self, record):
+        if not self._ewma:
+            return False
+        self._update_candidates(record)
+        if self._stalled:
+            self._relax(record)
+            return True
+        if self._min_outside is not None and record[1] >= (
+                self._min_outside[1] * (1 - self.STALL_MARGIN)):
+            self._best = min([self._min_outside[1]] +
+                             [r for _, r in self._candidates])
+            self._history = []
+            self._patience = self.STALL_PROGRESS_TIMEOUT_S
+            self._relax_at = record[0] + self._patience
+            self._stalled = True
+            return True
+        return False
+
+    def _update_candidates(self, record):
+        while self._candidates and (record[0] - self._candidates[0][0]
+                                    >= self.STALL_PROGRESS_TIMEOUT_S):
+            oldest = self._candidates.pop(0)
+            if self._min_outside is None or oldest[1] < self._min_outside[1]:
+                self._min_outside = oldest
+        if self._min_outside is not None and record[1] > self._min_outside[1]:
+            return
+        if self._candidates and record[1] >= self._candidates[-1][1]:
+            return
+        self._candidates.append(record)
+
+    def _relax(self, record):
+        self._history.append(record[1])
+        if record[0] < self._relax_at:
+            return
+        self._history.sort()
+        self._best = self._history.pop(0)
+        self._patience *= self.PATIENCE_DECAY
+        self._relax_at = record[0] + self._patience
+
+    def _fits(self, now, deadline_s):
+        if not self._ewma:
+            return False
+        transfer_s = (self._record[1] / self._ewma if self._record else 0.0)
+        return transfer_s <= deadline_s - now
+
+    def _at_stall(self, now, context):
+        if self._record[1] > self._best * (1 + self.STALL_MARGIN):
+            return None
+        if not self._fits(now, context.budget_s *
+                          self.COMPLETION_TIMEOUT_FACTOR):
+            return None
+        return self.switch('stalled; remaining data at a local minimum')
+
+    def _completion_timeout(self, now, context):
+        # KubeVirt acts at its first wake past the time (within 1.4 s).
+        if now < context.budget_s:
+            return self.keep_going()
+        if not self._ewma:
+            return Decision(Action.ABORT, 'completion timeout of %.0f s; '
+                            'bandwidth estimate never set' % context.budget_s,
+                            self.name)
+        if self._fits(now, context.budget_s *
+                      self.COMPLETION_TIMEOUT_FACTOR):
             return self.switch('completion timeout of %.0f s',
                                context.budget_s)
-        if sample.memory_iteration == self._last_iteration:
-            return self.keep_going()
-        self._last_iteration = sample.memory_iteration
-        remaining = sample.data_remaining
-        self._records.append((now, remaining))
-        outside = [r for t, r in self._records if t < now - self.WINDOW_S]
-        if not outside or remaining < min(outside) * (1 - self.MARGIN):
-            self._best = None
-            return self.keep_going()
-        if self._best is None:
-            self._best = min(r for _, r in self._records)
-            self._best_since = now
-        elif now - self._best_since > self._patience:
-            higher = sorted(r for _, r in self._records if r > self._best)
-            if higher:
-                self._best = higher[0]
-            self._best_since = now
-            self._patience *= self.PATIENCE_DECAY
-        if remaining <= self._best * (1 + self.MARGIN):
-            return self.switch('stalled; local minimum')
-        return self.keep_going()
+        return Decision(Action.ABORT, 'completion timeout of %.0f s; what '
+                        'remains cannot move before the deadline'
+                        % context.budget_s, self.name)
 
 
 def _anchor_chain(policies, budget_action=Action.ABORT):

@@ -6,6 +6,7 @@ from nova_postcopy.bench import matrix
 from nova_postcopy.bench import runner
 from nova_postcopy.cmd import bench
 from nova_postcopy import plugins
+from nova_postcopy.sim import workload as workload_mod
 from nova_postcopy.tests.unit import base
 
 BUSY = 'ram_gib=4,link_gbps=10,wss_gib=1,dirty_gbps=20,seed=3'
@@ -130,3 +131,29 @@ class TestBuiltinMatrix(base.TestCase):
         self.assertEqual(0, summary['failed'])
         # Where pre-copy alone converges, a switch never made it slower.
         self.assertEqual(0, summary['costly_switches'])
+
+
+class TestKubevirtAnchor(base.TestCase):
+    """The anchor does what KubeVirt d923fdb815's monitor does."""
+
+    # Never converges: 4 GiB over 10 Gbit/s, 1 GiB rewritten at 20 Gbit/s.
+    def run_anchor(self, sync):
+        workload = workload_mod.Workload.parse('%s,sync=%s' % (BUSY, sync))
+        return runner.run_one('kubevirt_stall', self.conf, workload)
+
+    def test_with_a_sync_per_pass_it_switches_once_stalled(self):
+        row = self.run_anchor('pass')
+        self.assertEqual('postcopy', row.outcome)
+        self.assertIn('local minimum', row.switch_reason)
+        # Stalled means no 4 % gain over a 40 s window: not before it.
+        self.assertGreater(row.switch_at_s, 40)
+
+    def test_with_syncs_ten_times_a_second_it_aborts_at_its_timeout(self):
+        # Every wake is an iteration event: the bandwidth estimate is never
+        # fed, so nothing is stalled and the timeout cancels (KubeVirt logs
+        # "value of ewmaBandwidthBps not set").
+        row = self.run_anchor('frequent')
+        self.assertEqual('aborted', row.outcome)
+        self.assertFalse(row.switched)
+        # 4 GiB is 5 decimal GB: 150 s each.
+        self.assertAlmostEqual(750, row.total_s, delta=2)
