@@ -15,7 +15,6 @@ import time
 from oslo_log import log as logging
 
 from nova_postcopy import domain_states
-from nova_postcopy import half_open
 from nova_postcopy import jobs
 from nova_postcopy import libvirt_api
 from nova_postcopy import recovery
@@ -27,7 +26,6 @@ libvirt = None
 PROBE_SECONDS = 1
 DEST_CHECK_S = 1.0  # how often, in post-copy, the destination is asked
 DEST_FAILED = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY_FAILED)
-DEST_IN_POSTCOPY = (domain_states.RUNNING, domain_states.RUNNING_POSTCOPY)
 
 
 class LibvirtJob:
@@ -43,12 +41,10 @@ class LibvirtJob:
         (QEMU's calc-dirty-rate), for the forecast policy.
     :param dest_connection: a connection to the destination as this
         process reaches it, to report its half after a post-copy failure.
-    :param reset_half_open: ``[postcopy] recovery_reset_half_open``.
     """
 
     def __init__(self, connection, domain, dest_uri, params, flags,
-                 probe_dirty_rate=True, dest_connection=None,
-                 reset_half_open=True):
+                 probe_dirty_rate=True, dest_connection=None):
         global libvirt
         if libvirt is None:
             libvirt = libvirt_api.import_libvirt()
@@ -77,7 +73,6 @@ class LibvirtJob:
         self._callbacks = []
         self._thread = None
         self._dest_checked = 0.0
-        self.connections = half_open.MigrationConnections(reset_half_open)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -214,8 +209,7 @@ class LibvirtJob:
 
     def poll_events(self):
         if self._postcopy and self.running():
-            self.connections.record()
-            self._follow_failure()
+            self._follow_destination_failure()
         events = []
         while True:
             try:
@@ -318,37 +312,29 @@ class LibvirtJob:
         ever (seen on the lab). Nor can it be paused on demand: libvirt 12.8
         refuses ``VIR_DOMAIN_ABORT_JOB_POSTCOPY`` there while its Finish
         phase holds the job, i.e. until its QEMU notices (measured, see
-        ``doc/source/user/recovery.rst``); the recovery clears the
-        connection it may hold half-open instead. When it cannot be asked,
-        the resume is tried.
+        ``doc/source/user/recovery.rst``). When it cannot be asked, the
+        resume is tried.
         """
         state = self._dest_state()
         if state is None or state == DEST_FAILED:
             return recovery.PAUSED
         if state == (domain_states.RUNNING, domain_states.RUNNING_MIGRATED):
             return recovery.COMPLETED
-        if state == DEST_IN_POSTCOPY:
-            return recovery.DESTINATION_UNAWARE
         return recovery.MIGRATING
 
-    def _follow_failure(self):
-        """Make the half that has not seen a failure see it.
+    def _follow_destination_failure(self):
+        """The destination saw the cut first: pause the source's half too.
 
-        The destination saw it first: the source's QEMU, sending, may take
-        its TCP timeout to notice; until it does, the migration call does
-        not return and recovery cannot start. The source saw it first: the
-        call waits on the destination's Finish phase, which waits on its
-        QEMU, which may hold the cut connection half-open for minutes.
+        The source's QEMU, sending, may take its TCP timeout to notice;
+        until it does, the migration call does not return and recovery
+        cannot start.
         """
         now = time.monotonic()
         if now - self._dest_checked < DEST_CHECK_S:
             return
         self._dest_checked = now
-        source = self.domain_state()
-        if source == domain_states.POSTCOPY_FAILED:
-            self.connections.knock_forgotten(self.domain.name())
-        elif (source == domain_states.IN_POSTCOPY
-              and self._dest_state() == DEST_FAILED):
+        if (self._dest_state() == DEST_FAILED
+                and self.domain_state() == domain_states.IN_POSTCOPY):
             self._pause_source_postcopy()
 
     def _pause_source_postcopy(self):
@@ -367,9 +353,6 @@ class LibvirtJob:
             LOG.info("%s: pausing the source's post-copy was refused (%s); "
                      'waiting for it to notice the failure', name,
                      error.get_error_message())
-
-    def clear_half_open(self):
-        return self.connections.knock_forgotten(self.domain.name())
 
     def resume(self):
         """Resume with the same URI, parameters and flags."""

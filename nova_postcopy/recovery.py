@@ -12,11 +12,6 @@ RUNNING/POSTCOPY_FAILED) and waits; libvirt >= 8.5 can resume it with
 migration call's error alone is not final (after a short outage QEMU may
 finish by itself), so it acts on the source domain's state, never on the
 error. It performs no I/O of its own: a :class:`RecoveryPort` does.
-
-Before each resume it has the port clear the migration connections the
-source has closed but the destination may still hold half-open: a
-destination that only receives can take minutes to notice a cut by itself,
-and refuses every resume until it does (:mod:`nova_postcopy.half_open`).
 """
 
 import dataclasses
@@ -30,9 +25,6 @@ LOG = logging.getLogger(__name__)
 
 # What the port says of the migration after a post-copy failure.
 PAUSED = 'paused'          # both halves wait: a resume may be tried
-# The source has paused; the destination has not noticed the failure yet
-# (so the migration call may not have returned either).
-DESTINATION_UNAWARE = 'destination-unaware'
 MIGRATING = 'migrating'    # QEMU still moves pages (or resumes by itself)
 COMPLETED = 'completed'    # the destination has the whole guest
 UNKNOWN = 'unknown'        # the source cannot be asked
@@ -49,7 +41,7 @@ LOST_NEXT_STEP = ('nothing to resume: restart the guest from its disks; the '
 
 class RecoveryPort(typing.Protocol):
     def recovery_state(self) -> str:
-        """PAUSED, DESTINATION_UNAWARE, MIGRATING, COMPLETED or UNKNOWN."""
+        """One of PAUSED, MIGRATING, COMPLETED, UNKNOWN."""
 
     def resume(self) -> None:
         """Start the resumed migration.
@@ -60,13 +52,6 @@ class RecoveryPort(typing.Protocol):
 
     def poll_events(self) -> typing.List[jobs.JobEvent]:
         """COMPLETED or POSTCOPY_FAILED of a resumed migration."""
-
-    def clear_half_open(self) -> list:
-        """Tell the destination of each migration connection closed here.
-
-        :returns: those the destination has answered for (it holds none of
-            them now); each is reported once.
-        """
 
     def describe_hosts(self) -> str:
         """Each host's domain state, for the operator."""
@@ -159,9 +144,6 @@ class PostcopyRecovery:
                 LOG.info('%s: the migration completed by itself',
                          self.name)
                 break
-            if state in (PAUSED, DESTINATION_UNAWARE) and (
-                    self._clear_half_open()):
-                delays = backoff(self.first_retry_s, self.max_retry_s)
             if state != PAUSED:
                 self.clock.sleep(self.poll_s)
                 continue
@@ -214,10 +196,6 @@ class PostcopyRecovery:
                       self.name, self.deadline_s, len(outcome.attempts),
                       outcome.hosts, self.next_step)
         return outcome
-
-    def _clear_half_open(self):
-        """Whether the destination answered for a connection: retry soon."""
-        return bool(self.port.clear_half_open())
 
     def _wait_for_end(self, started):
         while self._elapsed(started) < self.deadline_s:

@@ -217,8 +217,7 @@ def prepare(args, conf):
                   budget_s=budget.precopy_budget_s(
                       budget.migration_data_gib(ram_mib),
                       conf.precopy_timeout_per_gib, conf.precopy_timeout_max),
-                  max_downtime_ms=args.max_downtime_ms or conf.max_downtime_ms,
-                  reset_half_open=conf.recovery_reset_half_open)
+                  max_downtime_ms=args.max_downtime_ms or conf.max_downtime_ms)
     LOG.info('%s: migrating to %s over %s%s, policies [%s], budget %.0f s, '
              'downtime target %d ms', args.domain, args.dest_uri, migrate_uri,
              ' (TLS)' if args.tls else '',
@@ -260,8 +259,7 @@ class Setup(object):
             self.auto_converge)
         return libvirt_job.LibvirtJob(self.connection, self.domain,
                                       self.dest_uri, params, flags,
-                                      dest_connection=self.dest_connection,
-                                      reset_half_open=self.reset_half_open)
+                                      dest_connection=self.dest_connection)
 
     def resume_command(self):
         argv = [a for a in self.argv if a not in ('--resume', '--quiet')]

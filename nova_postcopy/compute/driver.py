@@ -306,7 +306,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             self, context, instance, guest, migration, future,
             list(libvirt_migrate.downtime_steps(data_gib)), clock,
             CONF.libvirt.live_migration_monitor_interval, _libvirt(),
-            conf.poll_interval, conf.recovery_reset_half_open)
+            conf.poll_interval)
         rules = nova_options.policy_chain(conf)
         watcher = monitor.MigrationMonitor(
             rules, context_, clock, poll_interval=conf.poll_interval,

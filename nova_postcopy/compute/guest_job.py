@@ -19,7 +19,6 @@ from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
 from nova_postcopy import domain_states
-from nova_postcopy import half_open
 from nova_postcopy import jobs
 from nova_postcopy import recovery
 
@@ -59,12 +58,11 @@ class NovaGuestJob:
     :param downtime_steps: Nova's ``(seconds, milliseconds)`` steps.
     :param clock: the monitor's clock; ``time_elapsed`` is taken from it
         when libvirt does not say.
-    :param reset_half_open: ``[postcopy] recovery_reset_half_open``.
     """
 
     def __init__(self, driver, context, instance, guest, migration, future,
                  downtime_steps, clock, monitor_interval_s, libvirt,
-                 poll_interval_s, reset_half_open=True):
+                 poll_interval_s):
         self.driver = driver
         self.context = context
         self.instance = instance
@@ -98,7 +96,6 @@ class NovaGuestJob:
         # (uri, params, flags), set by the driver.
         self.migrate_call = None
         self._resumed = None
-        self.connections = half_open.MigrationConnections(reset_half_open)
 
     def close(self):
         self.guest._domain = self._recording._domain
@@ -110,9 +107,6 @@ class NovaGuestJob:
         self._withdrawn = True
 
     def poll_events(self):
-        if self.postcopy_started:
-            # The connection a cut may leave half-open on the destination.
-            self.connections.record()
         if self._resumed is not None:
             return self._resume_events()
         self._stats = None
@@ -300,22 +294,15 @@ class NovaGuestJob:
         """Judged from the source domain, not from the call's error."""
         if self._resumed is not None and self._resumed.is_alive():
             return recovery.MIGRATING
-        state = self.domain_state()
         if self._resumed is None and not self.future.done():
-            # The original call has not given up: QEMU may still finish,
-            # or the call waits for the destination to notice the failure.
-            return (recovery.DESTINATION_UNAWARE
-                    if state == domain_states.POSTCOPY_FAILED
-                    else recovery.MIGRATING)
+            # The original call has not given up: QEMU may still finish.
+            return recovery.MIGRATING
+        state = self.domain_state()
         if state is None or state[0] == domain_states.SHUTOFF:
             return recovery.COMPLETED
         if state == domain_states.POSTCOPY_FAILED:
             return recovery.PAUSED
         return recovery.MIGRATING
-
-    def clear_half_open(self):
-        return self.connections.knock_forgotten(
-            'instance %s' % self.instance.uuid)
 
     def resume(self):
         """The same call with VIR_MIGRATE_POSTCOPY_RESUME, in a thread."""

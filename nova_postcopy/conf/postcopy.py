@@ -353,26 +353,6 @@ Related options:
 
 * ``recovery_deadline``
 """),
-    cfg.BoolOpt(
-        'recovery_reset_half_open',
-        default=True,
-        mutable=True,
-        help="""
-After a cut in post-copy, tell the destination of each migration connection
-the source has closed: one SYN from that connection's own address and port,
-which the destination's kernel answers with a challenge ACK and the source's
-with a reset, so the destination drops its half-open end. Without it the
-destination's QEMU, which only receives, notices the cut when its guest next
-faults on a missing page, which for an idle guest can take minutes, and
-every resume is refused until then. Unprivileged; it needs nova-compute (or
-``nova-postcopy-migrate``) in the source QEMU's network namespace and acts
-only on connections to libvirt's migration ports (49152-49215) seen during
-the migration's post-copy.
-
-Related options:
-
-* ``recovery_deadline``: 0 turns recovery, and this, off.
-"""),
 ]
 
 

@@ -68,10 +68,6 @@ class SimulatedJob:
             raise jobs.JobError('unable to connect to the destination: the '
                                 'link is still down')
 
-    def clear_half_open(self):
-        # The model's destination notices a cut at once.
-        return []
-
     def describe_hosts(self):
         self._catch_up()
         return ('source paused (post-copy failed), destination running '

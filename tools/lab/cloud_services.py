@@ -247,21 +247,6 @@ def compute_config(host):
     return etc('nova', 'compute-host%s.conf' % host)
 
 
-# What a nova-compute inside its host's namespace reaches on 127.0.0.1.
-CONTROL_PORTS = ('rabbitmq', 'keystone', 'placement', 'glance', 'neutron',
-                 'nova-api')
-
-
-def netns_bridge():
-    """The control plane's ports inside each host's network namespace."""
-    log = proc.log_of('netns-bridge')
-    start('netns-bridge', [
-        venv_bin('python'), os.path.join(HERE, 'netns_bridge.py')] + [
-        arg for host in COMPUTES for arg in ('--netns', 'host%s' % host)] + [
-        str(conf.PORTS[name]) for name in CONTROL_PORTS],
-        ready=lambda: 'relaying' in proc.tail(log, 1))
-
-
 def computes():
     extra = ''
     if os.path.exists(etc('nova', 'postcopy.conf')):
@@ -272,9 +257,7 @@ def computes():
         os.makedirs(path('compute', 'host%s' % host), exist_ok=True)
         write(compute_config(host), conf.compute_conf(
             STATE, LAB, VENV, host, extra))
-        # On its host: in the namespace of its QEMUs' connections.
         start('nova-compute-host%s' % host, [
-            'ip', 'netns', 'exec', 'host%s' % host,
             venv_bin('nova-compute'), '--config-file',
             etc('nova', 'nova-cpu.conf'), '--config-file',
             compute_config(host)])

@@ -18,7 +18,7 @@ import cloud_services as services
 
 SERVICES = ('mariadb', 'rabbitmq', 'keystone', 'placement', 'glance',
             'neutron', 'nova-api', 'nova-conductor', 'nova-scheduler',
-            'netns-bridge', 'nova-compute-hostA', 'nova-compute-hostB')
+            'nova-compute-hostA', 'nova-compute-hostB')
 PORTS = dict(conf.PORTS)
 
 
@@ -45,7 +45,6 @@ def cmd_up(args):
     services.glance()
     services.neutron()
     services.nova()
-    services.netns_bridge()
     services.computes()
     try:
         services.bootstrap('resources')
@@ -93,7 +92,6 @@ def cmd_restart(args):
     """Stop and start a nova-compute, on this tree's driver."""
     proc.stop(args.service)
     services.install()
-    services.netns_bridge()
     services.computes()
     return 0
 

@@ -21,9 +21,6 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                    '..'))
 LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
 DEST = 'qemu+tcp://10.250.0.2/system'
-# Where an operator runs nova-postcopy-migrate: on the source host, in its
-# network namespace (recovery's knock on a half-open connection needs it).
-ON_SOURCE = ['ip', 'netns', 'exec', 'hostA']
 
 
 def lab(*args):
@@ -80,10 +77,9 @@ class LabTestCase(testtools.TestCase):
                 bandwidth_mibs=32):
         """Run nova-postcopy-migrate; return (exit code, report, output)."""
         report = os.path.join(self.tmp, '%s.json' % name)
-        argv = ON_SOURCE + [
-            'nova-postcopy-migrate', lab('uri', 'A'), DEST, name,
-            '--bandwidth-mibs', str(bandwidth_mibs),
-            '--report', report] + list(extra)
+        argv = ['nova-postcopy-migrate', lab('uri', 'A'), DEST, name,
+                '--bandwidth-mibs', str(bandwidth_mibs),
+                '--report', report] + list(extra)
         if config:
             argv += ['--config-file', config]
         process = subprocess.Popen(argv, stdout=subprocess.PIPE,

@@ -11,7 +11,6 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 
 from nova_postcopy import jobs
 from nova_postcopy import libvirt_job
-from nova_postcopy import recovery
 from nova_postcopy.tests.unit import base
 
 
@@ -44,7 +43,7 @@ class ScriptedDomain(object):
         return 'g1'
 
 
-class LibvirtJobTestCase(base.TestCase):
+class TestLibvirtJobEndings(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -52,9 +51,6 @@ class LibvirtJobTestCase(base.TestCase):
             'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
         self.useFixture(fixtures.MonkeyPatch(
             'nova_postcopy.libvirt_api.libvirt', fakelibvirt))
-
-
-class TestLibvirtJobEndings(LibvirtJobTestCase):
 
     def job(self, domain):
         job = libvirt_job.LibvirtJob(None, domain, 'qemu+tcp://b/system',
@@ -99,68 +95,3 @@ class TestLibvirtJobEndings(LibvirtJobTestCase):
         domain._state = [3, 13]
         self.assertEqual([jobs.POSTCOPY_FAILED], self.ending(job))
         self.assertEqual(0, domain.resumed)
-
-
-class Connections(object):
-    def __init__(self):
-        self.knocks = []
-
-    def knock_forgotten(self, name):
-        self.knocks.append(name)
-        return ['a connection']
-
-
-class DestinationDomain(object):
-    def __init__(self, state):
-        self._state = state
-
-    def state(self):
-        return list(self._state)
-
-
-class TestOneHalfFailed(LibvirtJobTestCase):
-    """While the call runs, one half's failure is made the other's."""
-
-    def job_with_destination(self, source, destination):
-        domain = ScriptedDomain(source)
-        domain.paused_postcopy = 0
-        domain.UUIDString = lambda: 'uuid'
-
-        def abort(flags):
-            domain.paused_postcopy += 1
-        domain.abortJobFlags = abort
-        dest = DestinationDomain(destination)
-        job = libvirt_job.LibvirtJob(
-            None, domain, 'qemu+tcp://b/system', {}, 0,
-            probe_dirty_rate=False,
-            dest_connection=type('Conn', (), {
-                'lookupByUUIDString': lambda self, uuid: dest})())
-        job.connections = Connections()
-        return job, domain
-
-    def test_the_source_failed_first_the_destination_is_told(self):
-        job, domain = self.job_with_destination([3, 13], [1, 10])
-        job._follow_failure()
-        self.assertEqual(['g1'], job.connections.knocks)
-        self.assertEqual(0, domain.paused_postcopy)
-        # Not more than once a second.
-        job._follow_failure()
-        self.assertEqual(['g1'], job.connections.knocks)
-
-    def test_the_destination_failed_first_the_source_is_paused(self):
-        job, domain = self.job_with_destination([3, 12], [1, 11])
-        job._follow_failure()
-        self.assertEqual(1, domain.paused_postcopy)
-        self.assertEqual([], job.connections.knocks)
-
-    def test_both_still_in_postcopy_nothing_is_done(self):
-        job, domain = self.job_with_destination([3, 12], [1, 10])
-        job._follow_failure()
-        self.assertEqual(0, domain.paused_postcopy)
-        self.assertEqual([], job.connections.knocks)
-
-    def test_a_destination_still_in_postcopy_is_unaware(self):
-        job, _ = self.job_with_destination([3, 13], [1, 10])
-        self.assertEqual(recovery.DESTINATION_UNAWARE, job.recovery_state())
-        job, _ = self.job_with_destination([3, 13], [1, 11])
-        self.assertEqual(recovery.PAUSED, job.recovery_state())

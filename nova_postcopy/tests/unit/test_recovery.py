@@ -110,9 +110,6 @@ class TestRecovery(testtools.TestCase):
             def resume(self):
                 self.resumes += 1
 
-            def clear_half_open(self):
-                return []
-
             def poll_events(self):
                 kind = (jobs.POSTCOPY_FAILED if self.resumes < 3
                         else jobs.COMPLETED)
@@ -141,92 +138,8 @@ class Refusing(object):
         self.resumes += 1
         raise self.errors.pop(0) if self.errors else jobs.JobError('down')
 
-    def clear_half_open(self):
-        return []
-
     def describe_hosts(self):
         return 'source paused (post-copy failed)'
-
-
-class HalfOpen(object):
-    """A destination that notices the cut only when told.
-
-    Its QEMU refuses resumes ("still running") while it holds the cut
-    connection; the source's knock is answered once the link is back.
-    """
-
-    def __init__(self, link_back_at, clock, unaware_state=recovery.PAUSED):
-        self.link_back_at = link_back_at
-        self.clock = clock
-        self.unaware_state = unaware_state
-        self.held = True
-        self.knocks = []
-        self.told_at = None
-        self.resumed_at = None
-
-    def recovery_state(self):
-        if self.resumed_at is not None:
-            return recovery.MIGRATING
-        return (self.unaware_state if self._unaware() else recovery.PAUSED)
-
-    def _unaware(self):
-        # The destination's QEMU pauses, and its libvirt sees it, a moment
-        # after the reset.
-        return self.held or self.clock.now() < self.told_at + 0.5
-
-    def clear_half_open(self):
-        self.knocks.append(self.clock.now())
-        if self.held and self.clock.now() >= self.link_back_at:
-            self.held = False
-            self.told_at = self.clock.now()
-            return ['10.0.0.1:51000 -> 10.0.0.2:49152']
-        return []
-
-    def resume(self):
-        if self._unaware():
-            raise jobs.JobError('QEMU reports migration is still running')
-        self.resumed_at = self.clock.now()
-
-    def poll_events(self):
-        return [jobs.JobEvent(jobs.COMPLETED)]
-
-    def describe_hosts(self):
-        return 'source paused (post-copy failed)'
-
-
-class TestHalfOpenDestination(testtools.TestCase):
-    def test_resumes_right_after_the_destination_is_told(self):
-        virtual = clock.VirtualClock()
-        port = HalfOpen(link_back_at=26, clock=virtual)
-        result = recovery.PostcopyRecovery(port, virtual,
-                                           deadline_s=300).run()
-        self.assertEqual('recovered', result.result)
-        # Told at the first knock after the link's return; the resume just
-        # after is refused (the destination has not paused yet), and the
-        # backoff, at 10 s by then, starts again at 1 s.
-        self.assertEqual(min(at for at in port.knocks if at >= 26),
-                         port.told_at)
-        self.assertLessEqual(port.resumed_at - port.told_at, 1.0)
-        self.assertLess(port.resumed_at, 26 + 10 + 1)
-
-    def test_each_attempt_is_preceded_by_a_knock(self):
-        virtual = clock.VirtualClock()
-        port = HalfOpen(link_back_at=1000, clock=virtual)
-        result = recovery.PostcopyRecovery(port, virtual,
-                                           deadline_s=60).run()
-        self.assertEqual('gave-up', result.result)
-        self.assertEqual(len(result.attempts), len(port.knocks))
-
-    def test_a_destination_known_unaware_is_told_not_resumed(self):
-        virtual = clock.VirtualClock()
-        port = HalfOpen(link_back_at=5, clock=virtual,
-                        unaware_state=recovery.DESTINATION_UNAWARE)
-        result = recovery.PostcopyRecovery(port, virtual,
-                                           deadline_s=60).run()
-        self.assertEqual('recovered', result.result)
-        # No resume was tried while the destination still ran post-copy.
-        self.assertEqual(['completed'], [a.result for a in result.attempts])
-        self.assertLess(port.resumed_at, 5 + 1)
 
 
 class TestDestinationGone(testtools.TestCase):
