@@ -26,6 +26,7 @@ LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
 DEST = 'qemu+tcp://10.250.0.2/system'
 POSTCOPY = [3, 12]
 FAILED = [3, 13]
+DEST_FAILED = [1, 11]
 
 
 def lab(*args):
@@ -39,10 +40,10 @@ def tcp_retries2(value):
                         'net.ipv4.tcp_retries2=%d' % value], check=True)
 
 
-def state(name):
+def state(name, host='A'):
     import libvirt
     libvirt.registerErrorHandler(lambda *a: None, None)
-    connection = libvirt.open(lab('uri', 'A'))
+    connection = libvirt.open(lab('uri', host))
     try:
         return connection.lookupByName(name).state()
     except libvirt.libvirtError:
@@ -70,6 +71,8 @@ def one_run(outage_s, recover, workdir):
                 time.sleep(3)  # as the lab recipe, see test_recovery.py
                 lab('link', 'A', 'down')
                 cut['at'] = time.monotonic()
+                threading.Thread(target=destination_watch,
+                                 daemon=True).start()
                 failed = watch_for(outage_s, lambda s: s == FAILED,
                                    until_seen=False)
                 lab('link', 'A', 'up')
@@ -84,13 +87,25 @@ def one_run(outage_s, recover, workdir):
                 return
             time.sleep(0.1)
 
+    def destination_watch():
+        # When B's QEMU noticed the failure, if it did.
+        end = time.monotonic() + 300
+        while time.monotonic() < end and 'ended' not in cut:
+            if state(name, 'B') == DEST_FAILED:
+                cut['dest_failed'] = time.monotonic()
+                return
+            time.sleep(0.1)
+
     def watch_for(seconds, predicate, until_seen=True):
         # Whether it held within seconds (all of them watched unless
         # until_seen).
         end = time.monotonic() + seconds
         seen = False
         while time.monotonic() < end:
-            if predicate(state(name)):
+            now = state(name)
+            if now == FAILED:
+                cut.setdefault('source_failed', time.monotonic())
+            if predicate(now):
                 seen = True
                 if until_seen:
                     break
@@ -107,7 +122,7 @@ def one_run(outage_s, recover, workdir):
                                stderr=subprocess.STDOUT, text=True)
     thread.start()
     output, _ = process.communicate(timeout=900)
-    ended = time.monotonic()
+    ended = cut['ended'] = time.monotonic()
     thread.join(30)
     lab('link', 'A', 'up')
     health = json.loads(lab('check', name))
@@ -128,6 +143,11 @@ def one_run(outage_s, recover, workdir):
             'recovery': recovery.get('result'),
             'attempts': len(recovery.get('attempts', [])),
             'survived': survived, 'health': health,
+            # How long after the source's QEMU the destination's noticed
+            # the failure (issue #13's slow case when large).
+            'destination_late_s': round(
+                cut['dest_failed'] - cut['source_failed'], 1)
+            if 'dest_failed' in cut and 'source_failed' in cut else None,
             # The CLI paused the half that had not noticed the cut.
             'paused_other_half': [
                 line.split("paused the ", 1)[1].split("'", 1)[0]
@@ -157,6 +177,12 @@ def summary(label, results):
     if late:
         line += ', moving again %.1f s (median) after the link' % (
             statistics.median(late))
+    behind = [r['destination_late_s'] for r in results
+              if r['destination_late_s'] is not None]
+    if behind:
+        line += (', destination noticed the failure %.1f s (median), at '
+                 'most %.1f s after the source' % (
+                     statistics.median(behind), max(behind)))
     return line
 
 
@@ -190,12 +216,16 @@ def main():
                                                 result['attempts'])
                         if result['recovery'] else '',
                         'healthy on B %.1f s after the cut (moving again '
-                        'after %s s%s)' % (
+                        'after %s s%s%s)' % (
                             result['cut_to_end_s'],
                             result['cut_to_moving_s'],
                             '; paused the %s' % ' and '.join(
                                 result['paused_other_half'])
-                            if result['paused_other_half'] else '')
+                            if result['paused_other_half'] else '',
+                            '; destination noticed %s s after the source'
+                            % result['destination_late_s']
+                            if result['destination_late_s'] is not None
+                            else '')
                         if result['survived'] else
                         'NOT healthy on B: %s' % result['health']),
                         flush=True)
