@@ -70,6 +70,20 @@ class OvirtPostcopy(base.SwitchPolicy):
 
     Downtime 100 ms, then 150 ms and 200 ms on the next new iterations,
     then post-copy on the one after; VDSM looks every 10 s.
+
+    Checked against the sources: the policy in oVirt/ovirt-engine
+    ``packaging/dbscripts/upgrade/pre_upgrade/0000_config.sql``
+    (``MigrationPolicies``, compatibility 4.7, at 3eec250211): initial
+    ``setDowntime 100``, stalling limits 1 (150) and 2 (200), last items
+    ``postcopy`` then ``abort``; ``ConvergenceSchedule.java`` (ad931d2446)
+    gives the last items limit -1. VDSM ``lib/vdsm/virt/migration.py``
+    (``MonitorThread``, 0b25557ae8) runs one item per new iteration seen,
+    once the iterations since the start exceed its limit, every
+    ``migration_monitor_interval`` (10 s, ``config.py.in``); -1 is "the
+    next new iteration", which is what limit 3 does here. VDSM aborts after
+    ``migration_max_time_per_gib_mem`` (64 s/GiB): the chain's budget. Not
+    modelled: the policy also turns on QEMU's auto-converge, which
+    throttles the guest's vCPUs (the simulator has no CPU throttling).
     """
 
     name = 'ovirt_postcopy'
