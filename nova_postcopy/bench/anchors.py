@@ -223,17 +223,18 @@ class KubevirtStall(base.SwitchPolicy):
         self._patience *= self.PATIENCE_DECAY
         self._relax_at = record[0] + self._patience
 
-    def _fits(self, now, deadline_s):
+    def _fits(self, now, context):
+        """What is left moves, at the EWMA rate, before twice the time."""
         if not self._ewma:
             return False
         transfer_s = (self._record[1] / self._ewma if self._record else 0.0)
-        return transfer_s <= deadline_s - now
+        return transfer_s <= (
+            context.budget_s * self.COMPLETION_TIMEOUT_FACTOR - now)
 
     def _at_stall(self, now, context):
         if self._record[1] > self._best * (1 + self.STALL_MARGIN):
             return None
-        if not self._fits(now, context.budget_s *
-                          self.COMPLETION_TIMEOUT_FACTOR):
+        if not self._fits(now, context):
             return None
         return self.switch('stalled; remaining data at a local minimum')
 
@@ -245,8 +246,7 @@ class KubevirtStall(base.SwitchPolicy):
             return Decision(Action.ABORT, 'completion timeout of %.0f s; '
                             'bandwidth estimate never set' % context.budget_s,
                             self.name)
-        if self._fits(now, context.budget_s *
-                      self.COMPLETION_TIMEOUT_FACTOR):
+        if self._fits(now, context):
             return self.switch('completion timeout of %.0f s',
                                context.budget_s)
         return Decision(Action.ABORT, 'completion timeout of %.0f s; what '

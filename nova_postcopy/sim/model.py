@@ -241,7 +241,9 @@ class MigrationModel(stats.JobStatsView):
         threshold = self.threshold(bandwidth)
         frequent_check = (bandwidth > 0 and self.workload.sync == 'frequent'
                           and self.t >= self._no_convergence_until - 1e-9)
-        if frequent_check and self._converged(threshold):
+        gap = self._pending() - threshold if frequent_check else None
+        if frequent_check and gap <= 0:
+            self._stop_and_copy()
             return
         zero_share = self.bitmap_zero / self.bitmap if self.bitmap else 0.0
         walk_rate = bandwidth / (1 - zero_share) if zero_share < 1 else 1e18
@@ -250,8 +252,7 @@ class MigrationModel(stats.JobStatsView):
             # rate and the threshold hold until the next tick: checks before
             # the walk could close the gap would all fail. Skipping them
             # saves most steps of a long pre-copy.
-            steps = math.floor((self._pending() - threshold) / walk_rate
-                               / FREQUENT_SYNC_S)
+            steps = math.floor(gap / walk_rate / FREQUENT_SYNC_S)
             self._no_convergence_until = min(
                 self.t + FREQUENT_SYNC_S * max(steps, 0), self._next_tick)
         if bandwidth > 0:
@@ -268,16 +269,15 @@ class MigrationModel(stats.JobStatsView):
         self.t = end
         if bandwidth > 0 and self.bitmap <= 1:
             self._sync()
-            self._converged(threshold)
+            if self._pending() <= threshold:
+                self._stop_and_copy()
 
     def _pending(self):
         return (self.dirty_unsent() + self.bitmap_zero
                 if self.workload.sync == 'frequent' else self.bitmap)
 
-    def _converged(self, threshold):
-        """Stop and copy when what is pending fits the downtime target."""
-        if self._pending() > threshold:
-            return False
+    def _stop_and_copy(self):
+        """What is pending fits the downtime target: the guest stops."""
         if self.workload.sync == 'frequent':
             self._sync()
         self.state = 'stopped'
@@ -287,7 +287,6 @@ class MigrationModel(stats.JobStatsView):
                      or self.link)
         self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
             self.bitmap + DEVICE_STATE_BYTES) / bandwidth
-        return True
 
     def _sync(self):
         new = self.unique(self.written)
