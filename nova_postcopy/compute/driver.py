@@ -15,10 +15,14 @@ What changes against ``LibvirtDriver``, and nothing else:
 * A failed post-copy is never rolled back: Nova's rollback would destroy
   the destination domain, the only one running the guest.
 * Readiness is advertised as placement traits (:mod:`traits`).
+* On the destination, an incoming post-copy's connections get TCP
+  keepalive (:mod:`incoming`), so that after a cut both halves pause and
+  the source can resume.
 """
 
 import dataclasses
 import sys
+import threading
 import time
 
 from nova.compute import utils as compute_utils
@@ -32,6 +36,7 @@ from oslo_log import log as logging
 from nova_postcopy import capabilities
 from nova_postcopy.compute import failure
 from nova_postcopy.compute import guest_job
+from nova_postcopy.compute import incoming
 from nova_postcopy.compute import nova_options
 from nova_postcopy.compute import planned as planned_mod
 from nova_postcopy.compute import readiness
@@ -43,6 +48,7 @@ from nova_postcopy import instance_mode
 from nova_postcopy import monitor
 from nova_postcopy import negotiate
 from nova_postcopy.policies import base
+from nova_postcopy import privileged
 from nova_postcopy import probe
 from nova_postcopy import recovery
 
@@ -73,6 +79,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         self._postcopy_migrations = {}
+        self._incoming_watches = {}
         self._postcopy_readiness = readiness.Readiness(
             lambda: self._postcopy_facts())
 
@@ -377,6 +384,74 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         failure.report(context, instance, self._host.get_hostname(), dest,
                        self._live_migration_uri(dest), job, outcome,
                        planned.plan if planned else None)
+
+    # -- the destination's part ----------------------------------------------
+
+    def pre_live_migration(self, context, instance, block_device_info,
+                           network_info, disk_info, migrate_data):
+        result = super().pre_live_migration(
+            context, instance, block_device_info, network_info, disk_info,
+            migrate_data)
+        self._watch_incoming(instance)
+        return result
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           network_info,
+                                           block_migration=False,
+                                           block_device_info=None):
+        self._unwatch_incoming(instance)
+        return super().post_live_migration_at_destination(
+            context, instance, network_info, block_migration,
+            block_device_info)
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               network_info,
+                                               block_device_info,
+                                               destroy_disks=True,
+                                               migrate_data=None):
+        self._unwatch_incoming(instance)
+        return super().rollback_live_migration_at_destination(
+            context, instance, network_info, block_device_info,
+            destroy_disks=destroy_disks, migrate_data=migrate_data)
+
+    def _watch_incoming(self, instance):
+        idle_s = np_conf.CONF.postcopy.incoming_keepalive
+        if not idle_s:
+            return
+        self._unwatch_incoming(instance)
+        watch = incoming.IncomingWatch(
+            instance.uuid, idle_s, lambda: self._state_here(instance),
+            privileged.keep_incoming_alive, NovaClock())
+        self._incoming_watches[instance.uuid] = watch
+
+        def run():
+            try:
+                watch.run()
+            finally:
+                if self._incoming_watches.get(instance.uuid) is watch:
+                    self._incoming_watches.pop(instance.uuid, None)
+        # A daemon thread, not Nova's executor: it must never hold up a
+        # shutdown, and it outlives the RPC call that started it.
+        threading.Thread(target=run, daemon=True,
+                         name='postcopy-incoming-%s' % instance.uuid).start()
+
+    def _unwatch_incoming(self, instance):
+        watch = self._incoming_watches.pop(instance.uuid, None)
+        if watch is not None:
+            watch.stop()
+
+    def _state_here(self, instance):
+        """(state, reason) of the instance's domain on this host, or None."""
+        libvirt = _libvirt()
+        try:
+            state = self._host.get_guest(instance)._domain.state()
+        except nova_exception.InstanceNotFound:
+            return None
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise incoming.StateUnknown(error)
+        return (state[0], state[1])
 
     def live_migration_abort(self, instance):
         planned = self._postcopy_migrations.get(instance['uuid'])

@@ -353,6 +353,33 @@ Related options:
 
 * ``recovery_deadline``
 """),
+    cfg.Opt(
+        'incoming_keepalive',
+        type=_bounded(int, 0, 3600, unit=' s'),
+        default=5,
+        mutable=True,
+        help="""
+On the destination, seconds of silence on an incoming migration's connection
+in post-copy after which TCP keepalive probes the source (1 s apart, 5 of
+them). Without them a destination whose guest does not touch a missing page
+never notices that the source dropped the connection after a network failure,
+and no resume is possible until it does (the migration hung for minutes on
+the lab). A probe is answered by the source's kernel, so a live but slow
+source is never cut off; a dead connection is reset at the first probe after
+the link is back, or dropped after a silence of this plus 5 s (the same
+bound, ``TCP_USER_TIMEOUT``, applies to a page request sent into the cut). In
+pre-copy nothing is set. 0 disables it.
+
+nova-compute sets it on the sockets of the instance's incoming QEMU through a
+privsep helper with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (its section is
+``[nova_postcopy_privileged]``). QEMU 10.1 can do this itself (``keep-alive``
+on its listening socket) but libvirt does not ask it to.
+
+Related options:
+
+* ``recovery_deadline``: recovery can only start once both hosts noticed the
+  failure.
+"""),
 ]
 
 

@@ -202,6 +202,8 @@ helper_command = %(helper)s
 helper_command = %(helper)s
 [vif_plug_linux_bridge_privileged]
 helper_command = %(helper)s
+[nova_postcopy_privileged]
+helper_command = %(helper)s
 [postcopy]
 # The lab's short budget: a migration that post-copy may not rescue ends
 # within a minute (the demo's first run, the tests' aborts).
