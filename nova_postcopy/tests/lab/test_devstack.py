@@ -103,6 +103,11 @@ class TestDevstackPlugin(base.LabTestCase):
             self.assertEqual(
                 'KERNEL=="userfaultfd", GROUP="kvm", MODE="0660"\n',
                 handle.read())
+        # nova-compute can start our privsep helper through rootwrap.
+        with open(os.path.join(self.tmp, 'etc', 'nova', 'rootwrap.d',
+                               'nova-postcopy.filters')) as handle:
+            self.assertIn('nova_postcopy.privileged.incoming_migration',
+                          handle.read())
         # devstack's explicit device list for QEMU now names the device.
         with open(os.path.join(self.tmp, 'qemu.conf')) as handle:
             self.assertIn('"/dev/userfaultfd",', handle.read())
