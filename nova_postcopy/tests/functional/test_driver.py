@@ -4,7 +4,10 @@
 import collections
 import dataclasses
 import os
+import time
 from unittest import mock
+
+import fixtures
 
 from nova.compute import provider_tree
 from nova import exception as nova_exception
@@ -283,3 +286,84 @@ class TestMonitor(test.NoDBTestCase):
         error = self.assertRaises(nova_exception.MigrationPreCheckError,
                                   self.driver._postcopy_mode, self.instance)
         self.assertIn('image property postcopy_mode', str(error))
+
+
+class TestIncomingWatch(test.NoDBTestCase):
+    """The destination's watch: started, fed the real state, stopped."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(nova_fixtures.LibvirtFixture())
+        self.driver = postcopy_driver.PostcopyLibvirtDriver(
+            fake.FakeVirtAPI())
+        self.covered = []
+        self.useFixture(fixtures.MockPatch(
+            'nova_postcopy.privileged.keep_incoming_alive',
+            side_effect=self._keep_alive))
+        self.states = {}
+
+        def lookup(uuid):
+            if uuid not in self.states:
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError, 'no domain',
+                    error_code=fakelibvirt.VIR_ERR_NO_DOMAIN)
+            return mock.Mock(state=lambda: list(self.states[uuid]))
+        connection = mock.Mock(lookupByUUIDString=lookup)
+        self.useFixture(fixtures.MockPatchObject(
+            self.driver._host, 'get_connection', return_value=connection))
+
+    def _keep_alive(self, uuid, idle_s, interval_s, count):
+        self.covered.append((uuid, idle_s))
+        return ['10.0.0.1:4000%d' % len(self.covered)]
+
+    def _wait(self, predicate, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not predicate():
+            time.sleep(0.05)
+        return predicate()
+
+    def test_post_copy_covered_then_stopped_at_post_migration(self):
+        uuid = 'c1a2b3c4-0000-4000-8000-000000000001'
+        self.states[uuid] = (1, 10)  # running, post-copy
+        self.driver._watch_incoming(uuid)
+        self.assertTrue(self._wait(lambda: self.covered))
+        self.assertEqual((uuid, 5), self.covered[0])
+        watch = self.driver._incoming_watches[uuid]
+        self.driver._unwatch_incoming(uuid)
+        self.assertNotIn(uuid, self.driver._incoming_watches)
+        self.assertTrue(watch._stop.is_set())
+
+    def test_pre_copy_left_alone_and_the_end_ends_the_watch(self):
+        uuid = 'c1a2b3c4-0000-4000-8000-000000000002'
+        self.states[uuid] = (3, 2)  # paused, incoming pre-copy
+        self.driver._watch_incoming(uuid)
+        time.sleep(1.5)
+        self.assertEqual([], self.covered)
+        self.states[uuid] = (1, 2)  # running, migrated
+        self.assertTrue(self._wait(
+            lambda: uuid not in self.driver._incoming_watches, 5))
+        self.assertEqual([], self.covered)
+
+    def test_switched_off(self):
+        self.flags(incoming_keepalive=0, group='postcopy')
+        self.driver._watch_incoming('c1a2b3c4-0000-4000-8000-000000000003')
+        self.assertEqual({}, self.driver._incoming_watches)
+
+    def test_after_a_restart_incoming_post_copies_watched_again(self):
+        running_postcopy = mock.Mock(
+            uuid='c1a2b3c4-0000-4000-8000-000000000004')
+        running_postcopy._domain.state.return_value = [1, 10]
+        outgoing_postcopy = mock.Mock(
+            uuid='c1a2b3c4-0000-4000-8000-000000000005')
+        outgoing_postcopy._domain.state.return_value = [3, 12]
+        plain = mock.Mock(uuid='c1a2b3c4-0000-4000-8000-000000000006')
+        plain._domain.state.return_value = [1, 1]
+        self.states[running_postcopy.uuid] = (1, 10)
+        with mock.patch.object(self.driver._host, 'list_guests',
+                               return_value=[running_postcopy,
+                                             outgoing_postcopy, plain]):
+            self.driver._watch_incoming_postcopies()
+        self.assertEqual([running_postcopy.uuid],
+                         list(self.driver._incoming_watches))
+        self.assertTrue(self._wait(lambda: self.covered))
+        self.driver._unwatch_incoming(running_postcopy.uuid)
