@@ -65,3 +65,46 @@ class TestLinkCutInPostcopy(base.CloudTestCase):
         dest_lines = self.decisions(server, 'hostB')
         self.assertTrue(any('TCP keepalive on its connection' in line
                             for line in dest_lines), dest_lines)
+
+    def test_cut_after_the_destinations_compute_restarted_is_recovered(self):
+        # The watch that keeps hostB's connections alive starts in
+        # pre_live_migration; a restart in post-copy must start it again.
+        server = self.boot('lab-slow')
+        name = self.cloud.compute.get_server(server).instance_name
+        cut = {}
+
+        def restart_b_then_cut(migration):
+            running = self.wait_running(server)
+            self.assertIsNotNone(running)
+            time.sleep(2)
+            self.cloud.compute.force_complete_server_migration(
+                running.id, server)
+            self.assertTrue(base.wait_for(
+                lambda: lab_recovery.domain_state(name) ==
+                lab_recovery.POSTCOPY, 60, 0.1), 'post-copy never started')
+            self.restart_compute('hostB')
+            self.assertTrue(base.wait_for(lambda: [
+                line for line in self.decisions(server, 'hostB')
+                if 'found in post-copy at start' in line], 60, 1),
+                'hostB did not watch the incoming post-copy again')
+            self.assertEqual(lab_recovery.POSTCOPY,
+                             lab_recovery.domain_state(name),
+                             'post-copy ended before the cut')
+            base.lab('link', 'A', 'down')
+            cut['at'] = time.monotonic()
+            time.sleep(OUTAGE_S)
+            base.lab('link', 'A', 'up')
+
+        final, migration, took = self.live_migrate(
+            server, during=restart_b_then_cut)
+        self.assertIn('at', cut)
+        self.assertEqual('completed', migration.status)
+        self.assertHealthyOn('hostB', server)
+        lines = self.decisions(server)
+        self.assertTrue(any('recover' in line.lower() for line in lines),
+                        lines)
+        dest_lines = self.decisions(server, 'hostB')
+        restarted = [i for i, line in enumerate(dest_lines)
+                     if 'found in post-copy at start' in line][-1]
+        self.assertTrue(any('TCP keepalive on its connection' in line
+                            for line in dest_lines[restarted:]), dest_lines)
