@@ -17,6 +17,8 @@ import time
 import openstack
 import testtools
 
+from nova_postcopy.tests.lab import test_recovery as lab_recovery
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 LAB_CMD = os.path.join(TOP, 'tools', 'lab', 'lab')
@@ -145,6 +147,23 @@ class CloudTestCase(testtools.TestCase):
         return wait_for(lambda: (lambda m: m if m and m.status == 'running'
                                  else None)(self.migration(server)),
                         timeout, 0.5)
+
+    def force_postcopy(self, server, after_s=2):
+        """Ask to complete ``after_s`` into pre-copy; wait for post-copy.
+
+        Force-complete puts the switch at a moment the test knows. The
+        source domain's state says when QEMU has switched.
+        """
+        name = self.cloud.compute.get_server(server).instance_name
+        running = self.wait_running(server)
+        self.assertIsNotNone(running)
+        time.sleep(after_s)
+        self.cloud.compute.force_complete_server_migration(running.id,
+                                                           server)
+        self.assertTrue(wait_for(
+            lambda: lab_recovery.domain_state(name) ==
+            lab_recovery.POSTCOPY, 60, 0.1), 'post-copy never started')
+        return name
 
     # -- what Nova and the guest say -----------------------------------------
 

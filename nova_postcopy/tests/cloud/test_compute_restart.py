@@ -14,7 +14,6 @@ import signal
 import time
 
 from nova_postcopy.tests.cloud import base
-from nova_postcopy.tests.lab import test_recovery as lab_recovery
 
 PIDFILE = os.path.join(base.LAB, 'cloud', 'run', 'nova-compute-hostA.pid')
 
@@ -52,17 +51,9 @@ class TestComputeRestart(base.CloudTestCase):
 
     def test_killed_during_postcopy_completed_on_the_destination(self):
         server = self.boot('lab-slow')
-        name = self.cloud.compute.get_server(server).instance_name
         self.cloud.compute.live_migrate_server(server, host='hostB',
                                                block_migration=False)
-        running = self.wait_running(server)
-        self.assertIsNotNone(running)
-        time.sleep(2)
-        self.cloud.compute.force_complete_server_migration(running.id,
-                                                           server)
-        self.assertTrue(base.wait_for(
-            lambda: lab_recovery.domain_state(name) ==
-            lab_recovery.POSTCOPY, 60, 0.1), 'post-copy never started')
+        self.force_postcopy(server)
         time.sleep(2)
         self.kill_and_restart()
         self.assertIsNotNone(self.settled(server))

@@ -28,25 +28,20 @@ class TestLinkCutInPostcopy(base.CloudTestCase):
         self.addCleanup(lab_recovery.sysctl_tcp_retries2, 15)
         self.addCleanup(base.lab, 'link', 'A', 'up')
 
+    def cut(self, cut):
+        base.lab('link', 'A', 'down')
+        cut['at'] = time.monotonic()
+        time.sleep(OUTAGE_S)
+        base.lab('link', 'A', 'up')
+
     def test_short_cut_in_postcopy_is_recovered(self):
         server = self.boot('lab-slow')
-        name = self.cloud.compute.get_server(server).instance_name
         cut = {}
 
         def complete_then_cut(migration):
-            running = self.wait_running(server)
-            self.assertIsNotNone(running)
-            time.sleep(2)
-            self.cloud.compute.force_complete_server_migration(
-                running.id, server)
-            self.assertTrue(base.wait_for(
-                lambda: lab_recovery.domain_state(name) ==
-                lab_recovery.POSTCOPY, 60, 0.1), 'post-copy never started')
+            self.force_postcopy(server)
             time.sleep(3)
-            base.lab('link', 'A', 'down')
-            cut['at'] = time.monotonic()
-            time.sleep(OUTAGE_S)
-            base.lab('link', 'A', 'up')
+            self.cut(cut)
 
         final, migration, took = self.live_migrate(
             server, during=complete_then_cut)
@@ -70,18 +65,10 @@ class TestLinkCutInPostcopy(base.CloudTestCase):
         # The watch that keeps hostB's connections alive starts in
         # pre_live_migration; a restart in post-copy must start it again.
         server = self.boot('lab-slow')
-        name = self.cloud.compute.get_server(server).instance_name
         cut = {}
 
         def restart_b_then_cut(migration):
-            running = self.wait_running(server)
-            self.assertIsNotNone(running)
-            time.sleep(2)
-            self.cloud.compute.force_complete_server_migration(
-                running.id, server)
-            self.assertTrue(base.wait_for(
-                lambda: lab_recovery.domain_state(name) ==
-                lab_recovery.POSTCOPY, 60, 0.1), 'post-copy never started')
+            name = self.force_postcopy(server)
             self.restart_compute('hostB')
             self.assertTrue(base.wait_for(lambda: [
                 line for line in self.decisions(server, 'hostB')
@@ -90,10 +77,7 @@ class TestLinkCutInPostcopy(base.CloudTestCase):
             self.assertEqual(lab_recovery.POSTCOPY,
                              lab_recovery.domain_state(name),
                              'post-copy ended before the cut')
-            base.lab('link', 'A', 'down')
-            cut['at'] = time.monotonic()
-            time.sleep(OUTAGE_S)
-            base.lab('link', 'A', 'up')
+            self.cut(cut)
 
         final, migration, took = self.live_migrate(
             server, during=restart_b_then_cut)
