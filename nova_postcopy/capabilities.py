@@ -48,6 +48,11 @@ KERNEL_HUGETLBFS_USERFAULT = (4, 11)
 # in post-copy waits on its missing pages before recovery can act.
 TCP_RETRIES2_MAX = 8
 TCP_RTO_MIN_S, TCP_RTO_MAX_S = 0.2, 120.0
+# pidfd_getfd(2), through which a destination's nova-compute sets keepalive
+# on its incoming QEMU's sockets (nova_postcopy.incoming_sockets).
+KERNEL_PIDFD_GETFD = (5, 6)
+# Yama's ptrace_scope 3 forbids every ptrace access, CAP_SYS_PTRACE or not.
+YAMA_NO_ATTACH = 3
 
 
 def udev_rule(group):
@@ -95,6 +100,8 @@ class HostFacts:
     # AppArmor on, libvirt confining QEMU with it, and no rule there that
     # lets QEMU open /dev/userfaultfd.
     apparmor_denies_userfaultfd: typing.Optional[bool] = None
+    # kernel.yama.ptrace_scope; None where Yama is not there (or not read).
+    ptrace_scope: typing.Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,6 +353,34 @@ def check_outage_detection(facts):
                  'network namespace); see the recovery guide')
 
 
+def check_destination_keepalive(facts):
+    """Can this host, as a destination, notice a cut in post-copy?
+
+    Its QEMU only receives, and notices a dead connection when it next
+    sends; nova-compute sets TCP keepalive on that QEMU's sockets so that
+    it notices within seconds (``[postcopy] incoming_keepalive``).
+    """
+    name = 'destination-keepalive'
+    if facts.kernel is None:
+        return Check(name, UNKNOWN, 'kernel version not read (only on the '
+                     'host itself)')
+    late = ('; as a destination this host notices a cut in post-copy only '
+            'when its guest next asks for a page, and no resume is accepted '
+            'until then')
+    if facts.kernel < KERNEL_PIDFD_GETFD:
+        return Check(name, WARN, 'Linux %s lacks pidfd_getfd (5.6)%s'
+                     % (version_text(facts.kernel), late),
+                     'Linux 5.6 or later on compute hosts')
+    if facts.ptrace_scope == YAMA_NO_ATTACH:
+        return Check(name, WARN, 'kernel.yama.ptrace_scope = 3 forbids '
+                     "reaching QEMU's sockets%s" % late,
+                     'kernel.yama.ptrace_scope = 2 (or lower): the helper '
+                     'holds CAP_SYS_PTRACE')
+    return Check(name, PASS, "nova-compute can keep an incoming post-copy's "
+                 'connections alive (pidfd_getfd, Linux %s): a cut is '
+                 'noticed here within seconds' % version_text(facts.kernel))
+
+
 POSTCOPY_CHECKS = ('userfaultfd', 'libvirt', 'qemu-postcopy-ram')
 # Checks of a host as the sender of a migration; the negotiation asks them
 # of the source only, per instance (see negotiate.instance_checks).
@@ -359,4 +394,5 @@ def judge(facts):
                               check_recovery(facts),
                               check_tcg_postcopy(facts.qemu_version,
                                                  facts.accelerator),
-                              check_outage_detection(facts)))
+                              check_outage_detection(facts),
+                              check_destination_keepalive(facts)))

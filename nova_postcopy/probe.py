@@ -70,6 +70,7 @@ def local_facts(root='/'):
     facts['unprivileged_userfaultfd'] = _sysctl(
         root, 'vm/unprivileged_userfaultfd')
     facts['tcp_retries2'] = _sysctl(root, 'net/ipv4/tcp_retries2')
+    facts['ptrace_scope'] = _sysctl(root, 'kernel/yama/ptrace_scope')
     sizes = [int(re.search(r'hugepages-(\d+)kB', path).group(1))
              for path in glob.glob(os.path.join(
                  root, 'sys/kernel/mm/hugepages/hugepages-*kB'))]

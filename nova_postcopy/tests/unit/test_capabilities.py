@@ -287,6 +287,26 @@ class TestOutageDetection(base.TestCase):
         self.assertEqual(caps.UNKNOWN,
                          caps.check_outage_detection(READY).status)
 
+    def test_destination_keepalive_needs_pidfd_getfd_and_ptrace(self):
+        self.assertEqual(caps.PASS,
+                         caps.check_destination_keepalive(READY).status)
+        old = caps.check_destination_keepalive(replace(READY, kernel=(5, 4)))
+        self.assertEqual(caps.WARN, old.status)
+        self.assertIn('pidfd_getfd', old.why)
+        self.assertIn('Linux 5.6', old.remedy)
+        locked = caps.check_destination_keepalive(
+            replace(READY, ptrace_scope=3))
+        self.assertEqual(caps.WARN, locked.status)
+        self.assertIn('ptrace_scope = 2', locked.remedy)
+        self.assertEqual(caps.PASS, caps.check_destination_keepalive(
+            replace(READY, ptrace_scope=2)).status)
+        self.assertEqual(caps.UNKNOWN, caps.check_destination_keepalive(
+            replace(READY, kernel=None)).status)
+        # Late, not unable: readiness does not change.
+        report = caps.judge(replace(READY, ptrace_scope=3))
+        self.assertTrue(report.postcopy_ready)
+        self.assertTrue(report.recovery_ready)
+
     def test_give_up_time_follows_linux_backoff(self):
         # 3 retries: 0.2 + 0.4 + 0.8 + 1.6 s; the lab measured 3.1-5 s.
         self.assertAlmostEqual(3.0, caps.tcp_give_up_s(3))
@@ -465,12 +485,17 @@ class TestLocalFacts(base.TestCase):
         with open(os.path.join(root, 'proc/sys/net/ipv4/tcp_retries2'),
                   'w') as handle:
             handle.write('15\n')
+        os.makedirs(os.path.join(root, 'proc/sys/kernel/yama'))
+        with open(os.path.join(root, 'proc/sys/kernel/yama/ptrace_scope'),
+                  'w') as handle:
+            handle.write('1\n')
         with open(os.path.join(root, 'etc/libvirt/qemu.conf'), 'w') as handle:
             handle.write('# user = "nobody"\nuser = "root"\n')
         facts = probe.local_facts(root)
         self.assertEqual(0o660, facts['dev_userfaultfd'].mode & 0o777)
         self.assertEqual(0, facts['unprivileged_userfaultfd'])
         self.assertEqual(15, facts['tcp_retries2'])
+        self.assertEqual(1, facts['ptrace_scope'])
         self.assertEqual(frozenset([2048, 1048576]),
                          facts['hugepage_sizes_kib'])
         self.assertEqual(0, facts['qemu_uid'])
