@@ -11,6 +11,7 @@ again.
 
 import argparse
 import signal
+import socket
 import sys
 import urllib.parse
 
@@ -36,11 +37,37 @@ from nova_postcopy import recovery
 from nova_postcopy import report
 
 LOG = logging.getLogger(__name__)
-# The CLI cannot tell by itself how to reach the destination's libvirt
-# (DEST_URI is how the source reaches it): without it, recovery is off.
+# DEST_URI is how the source reaches the destination's libvirt; where this
+# machine reaches it the same way (the CLI usually runs on the source) it is
+# asked over it. Only TCP transports, whose reachability a connect with a
+# timeout settles: ssh may prompt, a unix socket is another host's.
+AUTO_PROBE_PORTS = {'qemu+tcp': 16509, 'qemu+tls': 16514, 'qemu': 16514}
+AUTO_PROBE_TIMEOUT_S = 3.0
 NO_DEST_CHECK = (
     '. To enable recovery, give --dest-check-uri: the destination\'s '
     'libvirt as this machine reaches it (e.g. qemu+ssh://DEST/system)')
+
+
+def reachable_dest_uri(dest_uri):
+    """(DEST_URI if this machine reaches its libvirt, else None, why not).
+
+    A TCP connect, with a timeout, to the port its transport uses; no
+    libvirt call until that answers (an unreachable host would hold
+    libvirt's connect for minutes).
+    """
+    parts = urllib.parse.urlsplit(dest_uri)
+    port = AUTO_PROBE_PORTS.get(parts.scheme)
+    if port is None or not parts.hostname:
+        return None, ('DEST_URI\'s transport (%s) is not asked '
+                      'automatically' % (parts.scheme or 'none'))
+    try:
+        with socket.create_connection((parts.hostname, parts.port or port),
+                                      timeout=AUTO_PROBE_TIMEOUT_S):
+            return dest_uri, ''
+    except OSError as error:
+        return None, 'DEST_URI is not reachable from here (%s:%d: %s)' % (
+            parts.hostname, parts.port or port,
+            error.strerror or type(error).__name__)
 
 
 class UsageError(Exception):
@@ -70,7 +97,10 @@ def parse_args(argv):
     parser.add_argument('--dest-check-uri', metavar='URI',
                         help="the destination's libvirt as this machine "
                              "reaches it, to check before migrating that it "
-                             "can take post-copy (an incoming QEMU is asked)")
+                             "can take post-copy (an incoming QEMU is asked) "
+                             "and to enable recovery (default: DEST_URI, "
+                             "versions only, when its qemu+tcp or qemu+tls "
+                             "port answers from here)")
     parser.add_argument('--permit-auto-converge', action='store_true',
                         help='when the migration runs without post-copy, '
                              'let QEMU throttle the guest so that pre-copy '
@@ -109,6 +139,8 @@ def parse_args(argv):
                              'with the arguments of the migration')
     args = parser.parse_args(argv)
     args.argv = list(argv)
+    # Why DEST_URI was not asked, when it was not (set by setup()).
+    args.dest_unasked = ''
     return args
 
 
@@ -183,6 +215,16 @@ def prepare(args, conf):
         raise UsageError('cannot tell the migration stream address from %s;'
                          ' give --migrate-uri' % args.dest_uri)
     mode = 'forbidden' if args.no_postcopy else args.postcopy_mode
+    check_uri, trial = args.dest_check_uri, True
+    if not check_uri and not args.resume and mode != 'forbidden':
+        check_uri, args.dest_unasked = reachable_dest_uri(args.dest_uri)
+        # Versions are what recovery needs; a trial QEMU there is asked
+        # only when the operator named the destination to check.
+        trial = False
+        if check_uri:
+            LOG.info('%s: asking the destination over %s (this machine '
+                     'reaches it; --dest-check-uri to ask elsewhere)',
+                     args.domain, check_uri)
     if args.resume:
         plan = negotiate.Plan(True, True, False,
                               conf.postcopy_bandwidth_mibs, (
@@ -191,7 +233,7 @@ def prepare(args, conf):
         plan = negotiate.negotiate(
             capabilities.judge(probe.host_facts(connection, local=False,
                                                 trial=False)),
-            destination_report(args.dest_check_uri),
+            destination_report(check_uri, trial),
             probe.instance_facts(domain.XMLDesc(0), name=args.domain,
                                  mode=mode),
             bandwidth_mibs=conf.postcopy_bandwidth_mibs)
@@ -204,12 +246,12 @@ def prepare(args, conf):
         np_conf.CONF.set_override('switch_policies', args.policy,
                                   'postcopy')
     dest_connection = None
-    if args.dest_check_uri:
+    if check_uri:
         try:
-            dest_connection = lv.open(args.dest_check_uri)
+            dest_connection = lv.open(check_uri)
         except lv.libvirtError as error:
             raise UsageError('cannot connect to the destination %s: %s' % (
-                args.dest_check_uri, error.get_error_message()))
+                check_uri, error.get_error_message()))
     setup = Setup(connection=connection, domain=domain, name=args.domain,
                   dest_connection=dest_connection, argv=args.argv,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
@@ -226,7 +268,7 @@ def prepare(args, conf):
     return setup
 
 
-def destination_report(uri):
+def destination_report(uri, trial=True):
     """The destination's report; all unknown when it cannot be asked."""
     if not uri:
         return capabilities.judge(capabilities.HostFacts(
@@ -238,7 +280,8 @@ def destination_report(uri):
         raise UsageError('cannot connect to the destination %s to check '
                          'it: %s' % (uri, error.get_error_message()))
     try:
-        return capabilities.judge(probe.host_facts(connection, local=False))
+        return capabilities.judge(probe.host_facts(connection, local=False,
+                                                   trial=trial))
     finally:
         connection.close()
 
@@ -296,8 +339,9 @@ def run(args, conf, setup):
     if postcopy and recover is None:
         LOG.info('%s: a post-copy cut by a network failure will not be '
                  'resumed: %s%s', name, why_not,
-                 '' if args.dest_check_uri or args.no_recovery else
-                 NO_DEST_CHECK)
+                 '' if setup.dest_connection or args.no_recovery else
+                 '; %s%s' % (args.dest_unasked, NO_DEST_CHECK)
+                 if args.dest_unasked else NO_DEST_CHECK)
     while True:
         display = report.Display(quiet=args.quiet)
         rules = chain.PolicyChain.from_conf(conf)

@@ -47,3 +47,35 @@ class TestMigrateInput(base.TestCase):
         self.assertIn("Unknown switch policy 'forcast'", err)
         self.assertIn('forecast', err)
         self.assertNotIn('cannot connect', err)
+
+
+class TestDestinationAskedOverDestUri(base.TestCase):
+    """Loopback only: a listener here, and a port nothing listens on."""
+
+    def test_reachable_tcp_transport_is_asked(self):
+        import socket
+        listener = socket.create_server(('127.0.0.1', 0))
+        self.addCleanup(listener.close)
+        uri = 'qemu+tcp://127.0.0.1:%d/system' % listener.getsockname()[1]
+        self.assertEqual((uri, ''), migrate.reachable_dest_uri(uri))
+
+    def test_unreachable_says_why(self):
+        import socket
+        listener = socket.create_server(('127.0.0.1', 0))
+        port = listener.getsockname()[1]
+        listener.close()
+        uri, why = migrate.reachable_dest_uri(
+            'qemu+tcp://127.0.0.1:%d/system' % port)
+        self.assertIsNone(uri)
+        self.assertIn('not reachable from here (127.0.0.1:%d' % port, why)
+
+    def test_default_ports_by_transport(self):
+        self.assertEqual(16509, migrate.AUTO_PROBE_PORTS['qemu+tcp'])
+        self.assertEqual(16514, migrate.AUTO_PROBE_PORTS['qemu+tls'])
+
+    def test_ssh_and_sockets_are_not_tried(self):
+        for uri in ('qemu+ssh://root@dest/system', 'qemu:///system',
+                    'qemu+unix:///system?socket=/run/x'):
+            found, why = migrate.reachable_dest_uri(uri)
+            self.assertIsNone(found)
+            self.assertIn('not asked automatically', why)
