@@ -8,6 +8,12 @@ in post-copy, A's link goes down for 2-20 s. Measured: seconds from the cut
 to the end of the migration, and whether the guest is healthy on B.
 TCP gives up after 3 retransmissions in both hosts (as on a migration
 network tuned for recovery), restored afterwards.
+
+Three sets: ``baseline`` (no recovery), ``recovery`` (the CLI's, as
+``nova-postcopy-migrate`` alone does it) and ``keepalive`` (the same, with
+host B's part that nova-compute plays on a destination: TCP keepalive on
+the incoming QEMU's connections while it is in post-copy, through the
+same watch and helper, run here as root).
 """
 
 import argparse
@@ -22,6 +28,10 @@ import time
 import uuid
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+sys.path.insert(0, TOP)
+from nova_postcopy.compute import incoming  # noqa: E402
+from nova_postcopy import incoming_sockets  # noqa: E402
+
 LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
 DEST = 'qemu+tcp://10.250.0.2/system'
 POSTCOPY = [3, 12]
@@ -52,10 +62,35 @@ def state(name, host='A'):
         connection.close()
 
 
-def one_run(outage_s, recover, workdir):
+class MonotonicClock:
+    def now(self):
+        return time.monotonic()
+
+
+def destination_keepalive(name):
+    """Host B's part, as nova-compute plays it there; a started watch."""
+    import libvirt
+    connection = libvirt.open(lab('uri', 'A'))
+    try:
+        domain_uuid = connection.lookupByName(name).UUIDString()
+    finally:
+        connection.close()
+
+    def read_state():
+        found = state(name, 'B')
+        return tuple(found) if found is not None else None
+    watch = incoming.IncomingWatch(domain_uuid, 5, read_state,
+                                   incoming_sockets.keep_incoming_alive,
+                                   MonotonicClock())
+    threading.Thread(target=watch.run, daemon=True).start()
+    return watch
+
+
+def one_run(outage_s, recover, workdir, keepalive=False):
     name = 'rb%s' % uuid.uuid4().hex[:6]
     lab('guest', name, '--ram-mib', '512', '--wss-mib', '384',
         '--dirty-mibs', '8')
+    watch = destination_keepalive(name) if keepalive else None
     config = os.path.join(workdir, 'nova.conf')
     with open(config, 'w') as handle:
         handle.write('[postcopy]\nswitch_policies = first_pass\n'
@@ -123,6 +158,8 @@ def one_run(outage_s, recover, workdir):
     thread.start()
     output, _ = process.communicate(timeout=900)
     ended = cut['ended'] = time.monotonic()
+    if watch is not None:
+        watch.stop()
     thread.join(30)
     lab('link', 'A', 'up')
     health = json.loads(lab('check', name))
@@ -186,6 +223,11 @@ def summary(label, results):
     return line
 
 
+SETS = ('baseline', 'recovery', 'keepalive')
+TITLES = {'baseline': 'without recovery:', 'recovery': 'with recovery:',
+          'keepalive': 'with recovery and B\'s keepalive:'}
+
+
 def main():
     parser = argparse.ArgumentParser(prog='recovery-bench',
                                      description=__doc__.split('\n\n')[0])
@@ -194,22 +236,23 @@ def main():
     parser.add_argument('--outage', type=float, action='append',
                         metavar='S', help='outage seconds, repeatable '
                         '(default: --runs of them from 2 to 20 s)')
-    parser.add_argument('--only', choices=('recovery', 'baseline'),
-                        help='run one of the two sets')
+    parser.add_argument('--only', choices=SETS, action='append',
+                        help='run this set only, repeatable')
     args = parser.parse_args()
     if args.runs < 1:
         parser.error('--runs must be at least 1')
     tcp_retries2(3)
-    results = {'recovery': [], 'baseline': []}
+    results = {label: [] for label in SETS}
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            for label, recover in (('baseline', False), ('recovery', True)):
-                if args.only and label != args.only:
+            for label in SETS:
+                if args.only and label not in args.only:
                     continue
                 for outage in args.outage or outages(args.runs):
-                    result = one_run(outage, recover, workdir)
+                    result = one_run(outage, label != 'baseline', workdir,
+                                     keepalive=label == 'keepalive')
                     results[label].append(result)
-                    print('%-9s outage %4.1f s: %s%s, %s' % (
+                    print('%-10s outage %4.1f s: %s%s, %s' % (
                         label, outage,
                         result['result'],
                         ' (%s, %d attempts)' % (result['recovery'],
@@ -235,12 +278,12 @@ def main():
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump(results, handle, indent=1)
-    for label, title in (('baseline', 'without recovery:'),
-                         ('recovery', 'with recovery:')):
+    for label in SETS:
         if results[label]:
-            print(summary(title, results[label]))
-    alive = sum(r['survived'] for r in results['recovery'])
-    print('survived %d/%d' % (alive, len(results['recovery'])))
+            print(summary(TITLES[label], results[label]))
+    recovered = results['recovery'] + results['keepalive']
+    alive = sum(r['survived'] for r in recovered)
+    print('survived %d/%d' % (alive, len(recovered)))
     return 0
 
 
