@@ -366,8 +366,8 @@ never notices that the source dropped the connection after a network failure,
 and no resume is possible until it does (the migration hung for minutes on
 the lab). A probe is answered by the source's kernel, so a live but slow
 source is never cut off; a dead connection is reset at the first probe after
-the link is back, or dropped after a silence of this plus 5 s (the same
-bound, ``TCP_USER_TIMEOUT``, applies to a page request sent into the cut). In
+the link is back, or dropped after a silence of this plus 5 s (a page request
+sent into the cut is bounded by ``net.ipv4.tcp_retries2`` as before). In
 pre-copy nothing is set. 0 disables it.
 
 nova-compute sets it on the sockets of the instance's incoming QEMU through a
