@@ -31,6 +31,11 @@ class SwitchesAfterRealPasses(object):
         self.assertGreater(report['postcopy_s'], 0)
         self.assertHealthyOn('B', name)
         self.assertReportMatchesLibvirt(report)
+        # No --dest-check-uri: the CLI asked the destination over DEST_URI
+        # (the lab's management path reaches it), so the plan knows its
+        # versions, and with them whether recovery is on.
+        self.assertIn('asking the destination over %s' % base.DEST, output)
+        self.assertNotIn('version not known', output)
 
     def test_first_pass_waits_for_a_real_pass(self):
         name = self.busy_guest()
