@@ -22,7 +22,6 @@ What changes against ``LibvirtDriver``, and nothing else:
 
 import dataclasses
 import sys
-import threading
 import time
 
 from nova.compute import utils as compute_utils
@@ -79,7 +78,11 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         self._postcopy_migrations = {}
-        self._incoming_watches = {}
+        # On a destination: the keepalive of incoming post-copies.
+        self._incoming = incoming.IncomingWatches(
+            self._host, _libvirt,
+            lambda *args: privileged.keep_incoming_alive(*args), NovaClock(),
+            lambda: np_conf.CONF.postcopy.incoming_keepalive)
         self._postcopy_readiness = readiness.Readiness(
             lambda: self._postcopy_facts())
 
@@ -90,7 +93,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             '[libvirt] live_migration_completion_timeout'
             if CONF.libvirt.live_migration_completion_timeout else None))
         super().init_host(host)
-        self._watch_incoming_postcopies()
+        self._incoming.adopt_running()
 
     def process_instances_at_startup(self, context, instances):
         # A post-copy that outlived this service is finished, not reset.
@@ -393,14 +396,14 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         result = super().pre_live_migration(
             context, instance, block_device_info, network_info, disk_info,
             migrate_data)
-        self._watch_incoming(instance.uuid)
+        self._incoming.start(instance.uuid)
         return result
 
     def post_live_migration_at_destination(self, context, instance,
                                            network_info,
                                            block_migration=False,
                                            block_device_info=None):
-        self._unwatch_incoming(instance.uuid)
+        self._incoming.stop(instance.uuid)
         return super().post_live_migration_at_destination(
             context, instance, network_info, block_migration,
             block_device_info)
@@ -410,72 +413,10 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
                                                block_device_info,
                                                destroy_disks=True,
                                                migrate_data=None):
-        self._unwatch_incoming(instance.uuid)
+        self._incoming.stop(instance.uuid)
         return super().rollback_live_migration_at_destination(
             context, instance, network_info, block_device_info,
             destroy_disks=destroy_disks, migrate_data=migrate_data)
-
-    def _watch_incoming_postcopies(self):
-        """After a restart: watch the incoming post-copies running here.
-
-        The watch started in ``pre_live_migration`` died with the process;
-        a cut after the restart would otherwise leave this half unaware.
-        """
-        if not np_conf.CONF.postcopy.incoming_keepalive:
-            return
-        try:
-            guests = self._host.list_guests(only_running=True)
-        except Exception as error:  # noqa: H201 - never stop a start
-            LOG.warning('incoming post-copies not looked for: %s', error)
-            return
-        for guest in guests:
-            try:
-                state = guest._domain.state()
-                found = incoming.phase((state[0], state[1]), True)
-            except Exception:  # noqa: H201 - one domain, not the host
-                continue
-            if found == incoming.POSTCOPY:
-                LOG.info('incoming migration of %s found in post-copy at '
-                         'start: watching it again', guest.uuid)
-                self._watch_incoming(guest.uuid)
-
-    def _watch_incoming(self, uuid):
-        idle_s = np_conf.CONF.postcopy.incoming_keepalive
-        if not idle_s:
-            return
-        self._unwatch_incoming(uuid)
-        watch = incoming.IncomingWatch(
-            uuid, idle_s, lambda: self._state_here(uuid),
-            privileged.keep_incoming_alive, NovaClock())
-        self._incoming_watches[uuid] = watch
-
-        def run():
-            try:
-                watch.run()
-            finally:
-                if self._incoming_watches.get(uuid) is watch:
-                    self._incoming_watches.pop(uuid, None)
-        # A daemon thread, not Nova's executor: it must never hold up a
-        # shutdown, and it outlives the RPC call that started it.
-        threading.Thread(target=run, daemon=True,
-                         name='postcopy-incoming-%s' % uuid).start()
-
-    def _unwatch_incoming(self, uuid):
-        watch = self._incoming_watches.pop(uuid, None)
-        if watch is not None:
-            watch.stop()
-
-    def _state_here(self, uuid):
-        """(state, reason) of the instance's domain on this host, or None."""
-        libvirt = _libvirt()
-        try:
-            state = self._host.get_connection().lookupByUUIDString(
-                uuid).state()
-        except libvirt.libvirtError as error:
-            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise incoming.StateUnknown(error)
-        return (state[0], state[1])
 
     def live_migration_abort(self, instance):
         planned = self._postcopy_migrations.get(instance['uuid'])

@@ -11,8 +11,10 @@ the source still runs the guest, and TCP riding out a short outage is
 worth more than noticing it early.
 
 :func:`phase` reads the destination domain's state (pure);
-:class:`IncomingWatch` polls it in a thread between ``pre_live_migration``
-and the end of the migration on this host.
+:class:`IncomingWatch` polls it between ``pre_live_migration`` and the end
+of the migration on this host; :class:`IncomingWatches` holds this host's
+watches, each in a daemon thread, and reads the states from Nova's
+``Host``.
 """
 
 import threading
@@ -136,3 +138,85 @@ class IncomingWatch:
                      self.instance_uuid, ', '.join(peers), self.idle_s,
                      KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
         return True
+
+
+class IncomingWatches:
+    """This host's watches, one per incoming migration.
+
+    :param host: Nova's libvirt ``Host``.
+    :param libvirt: ``() -> the binding`` (real, or fakelibvirt in tests),
+        for its errors.
+    :param keep_alive: the privileged call (see :class:`IncomingWatch`).
+    :param clock: ``now()``.
+    :param idle_s: ``() -> [postcopy] incoming_keepalive``, read at each
+        start (the option is mutable); 0 starts nothing.
+    """
+
+    def __init__(self, host, libvirt, keep_alive, clock, idle_s):
+        self.host = host
+        self.libvirt = libvirt
+        self.keep_alive = keep_alive
+        self.clock = clock
+        self.idle_s = idle_s
+        self.watches = {}
+
+    def start(self, uuid):
+        idle_s = self.idle_s()
+        if not idle_s:
+            return
+        self.stop(uuid)
+        watch = IncomingWatch(uuid, idle_s, lambda: self.state_of(uuid),
+                              self.keep_alive, self.clock)
+        self.watches[uuid] = watch
+
+        def run():
+            try:
+                watch.run()
+            finally:
+                if self.watches.get(uuid) is watch:
+                    self.watches.pop(uuid, None)
+        # A daemon thread, not Nova's executor: it must never hold up a
+        # shutdown, and it outlives the RPC call that started it.
+        threading.Thread(target=run, daemon=True,
+                         name='postcopy-incoming-%s' % uuid).start()
+
+    def stop(self, uuid):
+        watch = self.watches.pop(uuid, None)
+        if watch is not None:
+            watch.stop()
+
+    def adopt_running(self):
+        """After a restart: watch the incoming post-copies running here.
+
+        The watch started in ``pre_live_migration`` died with the process;
+        a cut after the restart would otherwise leave this half unaware.
+        """
+        if not self.idle_s():
+            return
+        try:
+            guests = self.host.list_guests(only_running=True)
+        except Exception as error:  # noqa: H201 - never stop a start
+            LOG.warning('incoming post-copies not looked for: %s', error)
+            return
+        for guest in guests:
+            try:
+                state = guest._domain.state()
+                found = phase((state[0], state[1]), True)
+            except Exception:  # noqa: H201 - one domain, not the host
+                continue
+            if found == POSTCOPY:
+                LOG.info('incoming migration of %s found in post-copy at '
+                         'start: watching it again', guest.uuid)
+                self.start(guest.uuid)
+
+    def state_of(self, uuid):
+        """(state, reason) of the instance's domain on this host, or None."""
+        libvirt = self.libvirt()
+        try:
+            state = self.host.get_connection().lookupByUUIDString(
+                uuid).state()
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise StateUnknown(error)
+        return (state[0], state[1])

@@ -325,29 +325,29 @@ class TestIncomingWatch(test.NoDBTestCase):
     def test_post_copy_covered_then_stopped_at_post_migration(self):
         uuid = 'c1a2b3c4-0000-4000-8000-000000000001'
         self.states[uuid] = (1, 10)  # running, post-copy
-        self.driver._watch_incoming(uuid)
+        self.driver._incoming.start(uuid)
         self.assertTrue(self._wait(lambda: self.covered))
         self.assertEqual((uuid, 5), self.covered[0])
-        watch = self.driver._incoming_watches[uuid]
-        self.driver._unwatch_incoming(uuid)
-        self.assertNotIn(uuid, self.driver._incoming_watches)
+        watch = self.driver._incoming.watches[uuid]
+        self.driver._incoming.stop(uuid)
+        self.assertNotIn(uuid, self.driver._incoming.watches)
         self.assertTrue(watch._stop.is_set())
 
     def test_pre_copy_left_alone_and_the_end_ends_the_watch(self):
         uuid = 'c1a2b3c4-0000-4000-8000-000000000002'
         self.states[uuid] = (3, 2)  # paused, incoming pre-copy
-        self.driver._watch_incoming(uuid)
+        self.driver._incoming.start(uuid)
         time.sleep(1.5)
         self.assertEqual([], self.covered)
         self.states[uuid] = (1, 2)  # running, migrated
         self.assertTrue(self._wait(
-            lambda: uuid not in self.driver._incoming_watches, 5))
+            lambda: uuid not in self.driver._incoming.watches, 5))
         self.assertEqual([], self.covered)
 
     def test_switched_off(self):
         self.flags(incoming_keepalive=0, group='postcopy')
-        self.driver._watch_incoming('c1a2b3c4-0000-4000-8000-000000000003')
-        self.assertEqual({}, self.driver._incoming_watches)
+        self.driver._incoming.start('c1a2b3c4-0000-4000-8000-000000000003')
+        self.assertEqual({}, self.driver._incoming.watches)
 
     def test_after_a_restart_incoming_post_copies_watched_again(self):
         running_postcopy = mock.Mock(
@@ -362,8 +362,8 @@ class TestIncomingWatch(test.NoDBTestCase):
         with mock.patch.object(self.driver._host, 'list_guests',
                                return_value=[running_postcopy,
                                              outgoing_postcopy, plain]):
-            self.driver._watch_incoming_postcopies()
+            self.driver._incoming.adopt_running()
         self.assertEqual([running_postcopy.uuid],
-                         list(self.driver._incoming_watches))
+                         list(self.driver._incoming.watches))
         self.assertTrue(self._wait(lambda: self.covered))
-        self.driver._unwatch_incoming(running_postcopy.uuid)
+        self.driver._incoming.stop(running_postcopy.uuid)
