@@ -3,9 +3,10 @@
 
 Each run: a guest rewriting 384 MiB at 8 MiB/s, migrated A -> B with
 nova-postcopy-migrate (switch after the first pass, post-copy background
-capped at 4 MiB/s so that the phase lasts); 3 s after A's domain is paused
-in post-copy, A's link goes down for 2-20 s. Measured: seconds from the cut
-to the end of the migration, and whether the guest is healthy on B.
+capped at 4 MiB/s so that the phase lasts, or ``--postcopy-mibs``); 3 s
+after A's domain is paused in post-copy, A's link goes down for 2-20 s.
+Measured: seconds from the cut to the end of the migration, and whether
+the guest is healthy on B.
 TCP gives up after 3 retransmissions in both hosts (as on a migration
 network tuned for recovery), restored afterwards.
 
@@ -86,7 +87,7 @@ def destination_keepalive(name):
     return watch
 
 
-def one_run(outage_s, recover, workdir, keepalive=False):
+def one_run(outage_s, recover, workdir, keepalive=False, postcopy_mibs=4):
     name = 'rb%s' % uuid.uuid4().hex[:6]
     lab('guest', name, '--ram-mib', '512', '--wss-mib', '384',
         '--dirty-mibs', '8')
@@ -94,8 +95,8 @@ def one_run(outage_s, recover, workdir, keepalive=False):
     config = os.path.join(workdir, 'nova.conf')
     with open(config, 'w') as handle:
         handle.write('[postcopy]\nswitch_policies = first_pass\n'
-                     'postcopy_bandwidth_mibs = 4\nrecovery_deadline = 120\n'
-                     'recovery_retry_max = 2\n')
+                     'postcopy_bandwidth_mibs = %d\nrecovery_deadline = 120\n'
+                     'recovery_retry_max = 2\n' % postcopy_mibs)
     report = os.path.join(workdir, '%s.json' % name)
     cut = {}
 
@@ -236,6 +237,11 @@ def main():
     parser.add_argument('--outage', type=float, action='append',
                         metavar='S', help='outage seconds, repeatable '
                         '(default: --runs of them from 2 to 20 s)')
+    parser.add_argument('--postcopy-mibs', type=int, default=4,
+                        metavar='MIBS', help='post-copy background cap '
+                        '(default 4: post-copy lasts long enough to cut it '
+                        'anywhere; 32: what is left after the cut moves in '
+                        'seconds, so cut to completion shows recovery)')
     parser.add_argument('--only', choices=SETS, action='append',
                         help='run this set only, repeatable')
     args = parser.parse_args()
@@ -250,7 +256,8 @@ def main():
                     continue
                 for outage in args.outage or outages(args.runs):
                     result = one_run(outage, label != 'baseline', workdir,
-                                     keepalive=label == 'keepalive')
+                                     keepalive=label == 'keepalive',
+                                     postcopy_mibs=args.postcopy_mibs)
                     results[label].append(result)
                     print('%-10s outage %4.1f s: %s%s, %s' % (
                         label, outage,
