@@ -240,7 +240,7 @@ def main():
     parser.add_argument('--postcopy-mibs', type=int, default=4,
                         metavar='MIBS', help='post-copy background cap '
                         '(default 4: post-copy lasts long enough to cut it '
-                        'anywhere; 32: what is left after the cut moves in '
+                        'anywhere; 16: what is left after the cut moves in '
                         'seconds, so cut to completion shows recovery)')
     parser.add_argument('--only', choices=SETS, action='append',
                         help='run this set only, repeatable')
