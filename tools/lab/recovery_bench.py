@@ -30,6 +30,7 @@ import uuid
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, TOP)
+from nova_postcopy import clock  # noqa: E402
 from nova_postcopy.compute import incoming  # noqa: E402
 from nova_postcopy import incoming_sockets  # noqa: E402
 
@@ -63,11 +64,6 @@ def state(name, host='A'):
         connection.close()
 
 
-class MonotonicClock:
-    def now(self):
-        return time.monotonic()
-
-
 def destination_keepalive(name):
     """Host B's part, as nova-compute plays it there; a started watch."""
     import libvirt
@@ -82,7 +78,7 @@ def destination_keepalive(name):
         return tuple(found) if found is not None else None
     watch = incoming.IncomingWatch(domain_uuid, 5, read_state,
                                    incoming_sockets.keep_incoming_alive,
-                                   MonotonicClock())
+                                   clock.WallClock())
     threading.Thread(target=watch.run, daemon=True).start()
     return watch
 

@@ -18,6 +18,7 @@ import uuid as uuid_mod
 
 import testtools
 
+from nova_postcopy import clock
 from nova_postcopy.compute import incoming
 from nova_postcopy import domain_states as ds
 from nova_postcopy import incoming_sockets
@@ -132,14 +133,6 @@ class TestOnARealProcess(testtools.TestCase):
         self.assertEqual(0, self._options(child)['accepted'][0])
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-
 POSTCOPY = (ds.RUNNING, ds.RUNNING_POSTCOPY)
 POSTCOPY_FAILED = (ds.RUNNING, ds.RUNNING_POSTCOPY_FAILED)
 INCOMING = (ds.PAUSED, ds.PAUSED_MIGRATION)
@@ -164,10 +157,10 @@ class TestWatch(testtools.TestCase):
 
     def _watch(self, states, keep_alive=None):
         states = list(states)
-        clock = FakeClock()
+        virtual = clock.VirtualClock()
 
         def read_state():
-            clock.t += incoming.POLL_S
+            virtual.sleep(incoming.POLL_S)
             state = states.pop(0)
             if isinstance(state, Exception):
                 raise state
@@ -178,7 +171,7 @@ class TestWatch(testtools.TestCase):
             return ['10.250.0.1:%d' % len(self.calls)]
 
         watch = incoming.IncomingWatch('u-1', 5, read_state,
-                                       keep_alive or record, clock)
+                                       keep_alive or record, virtual)
         # No real waiting between readings.
         watch._stop.wait = lambda timeout: None
         return watch
@@ -236,7 +229,7 @@ class TestWatch(testtools.TestCase):
 class TestSleepsBetweenReadings(testtools.TestCase):
     def test_real_wait_is_interrupted_by_stop(self):
         watch = incoming.IncomingWatch('u-2', 5, lambda: INCOMING,
-                                       lambda *a: [], FakeClock())
+                                       lambda *a: [], clock.VirtualClock())
         started = time.monotonic()
         thread = threading.Thread(target=watch.run)
         thread.start()
