@@ -124,6 +124,8 @@ def _fd_inodes(pid, proc):
     directory = os.path.join(proc, str(pid), 'fd')
     try:
         names = os.listdir(directory)
+    except FileNotFoundError:
+        return inodes  # exited meanwhile, as pidfd_open may find below
     except PermissionError as error:
         raise KeepaliveError(
             'cannot read %s (%s): the privileged helper needs '

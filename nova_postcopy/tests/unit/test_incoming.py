@@ -9,6 +9,7 @@ child reads its own socket's options back.
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -125,6 +126,21 @@ class TestOnARealProcess(testtools.TestCase):
         self.assertEqual(0, options['outgoing'][0])
         # QEMU's descriptor still works after ours was closed.
         self.assertEqual('x', json.loads(child.stdout.readline()))
+
+    def test_a_qemu_that_exits_meanwhile_is_not_an_error(self):
+        # Its cmdline read, its fd directory gone: as /proc shows a QEMU
+        # that exited between the two readings.
+        import fixtures
+        proc = self.useFixture(fixtures.TempDir()).path
+        uuid = str(uuid_mod.uuid4())
+        os.makedirs(os.path.join(proc, '4242'))
+        with open(os.path.join(proc, '4242', 'cmdline'), 'wb') as handle:
+            handle.write(b'\0'.join([b'qemu', b'-uuid', uuid.encode(),
+                                     b'-incoming', b'defer']))
+        self.assertEqual([4242], incoming_sockets.incoming_qemu_pids(
+            uuid, proc))
+        self.assertEqual([], incoming_sockets.keep_incoming_alive(
+            uuid, 7, 2, 4, proc=proc))
 
     def test_a_process_not_started_for_incoming_is_left_alone(self):
         uuid, child, _ = self._child()
