@@ -139,8 +139,6 @@ def parse_args(argv):
                              'with the arguments of the migration')
     args = parser.parse_args(argv)
     args.argv = list(argv)
-    # Why DEST_URI was not asked, when it was not (set by setup()).
-    args.dest_unasked = ''
     return args
 
 
@@ -215,9 +213,9 @@ def prepare(args, conf):
         raise UsageError('cannot tell the migration stream address from %s;'
                          ' give --migrate-uri' % args.dest_uri)
     mode = 'forbidden' if args.no_postcopy else args.postcopy_mode
-    check_uri, trial = args.dest_check_uri, True
+    check_uri, trial, dest_unasked = args.dest_check_uri, True, ''
     if not check_uri and not args.resume and mode != 'forbidden':
-        check_uri, args.dest_unasked = reachable_dest_uri(args.dest_uri)
+        check_uri, dest_unasked = reachable_dest_uri(args.dest_uri)
         # Versions are what recovery needs; a trial QEMU there is asked
         # only when the operator named the destination to check.
         trial = False
@@ -225,6 +223,14 @@ def prepare(args, conf):
             LOG.info('%s: asking the destination over %s (this machine '
                      'reaches it; --dest-check-uri to ask elsewhere)',
                      args.domain, check_uri)
+    # One connection checks the destination and then serves recovery.
+    dest_connection = None
+    if check_uri:
+        try:
+            dest_connection = lv.open(check_uri)
+        except lv.libvirtError as error:
+            raise UsageError('cannot connect to the destination %s: %s' % (
+                check_uri, error.get_error_message()))
     if args.resume:
         plan = negotiate.Plan(True, True, False,
                               conf.postcopy_bandwidth_mibs, (
@@ -233,7 +239,7 @@ def prepare(args, conf):
         plan = negotiate.negotiate(
             capabilities.judge(probe.host_facts(connection, local=False,
                                                 trial=False)),
-            destination_report(check_uri, trial),
+            destination_report(dest_connection, trial),
             probe.instance_facts(domain.XMLDesc(0), name=args.domain,
                                  mode=mode),
             bandwidth_mibs=conf.postcopy_bandwidth_mibs)
@@ -245,15 +251,9 @@ def prepare(args, conf):
     if args.policy:
         np_conf.CONF.set_override('switch_policies', args.policy,
                                   'postcopy')
-    dest_connection = None
-    if check_uri:
-        try:
-            dest_connection = lv.open(check_uri)
-        except lv.libvirtError as error:
-            raise UsageError('cannot connect to the destination %s: %s' % (
-                check_uri, error.get_error_message()))
     setup = Setup(connection=connection, domain=domain, name=args.domain,
-                  dest_connection=dest_connection, argv=args.argv,
+                  dest_connection=dest_connection, dest_unasked=dest_unasked,
+                  argv=args.argv,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
                   auto_converge=args.permit_auto_converge, tls=args.tls,
                   budget_s=budget.precopy_budget_s(
@@ -268,22 +268,13 @@ def prepare(args, conf):
     return setup
 
 
-def destination_report(uri, trial=True):
+def destination_report(connection, trial=True):
     """The destination's report; all unknown when it cannot be asked."""
-    if not uri:
+    if connection is None:
         return capabilities.judge(capabilities.HostFacts(
             hostname='(not checked)'))
-    lv = libvirt_api.import_libvirt()
-    try:
-        connection = lv.open(uri)
-    except lv.libvirtError as error:
-        raise UsageError('cannot connect to the destination %s to check '
-                         'it: %s' % (uri, error.get_error_message()))
-    try:
-        return capabilities.judge(probe.host_facts(connection, local=False,
-                                                   trial=trial))
-    finally:
-        connection.close()
+    return capabilities.judge(probe.host_facts(connection, local=False,
+                                               trial=trial))
 
 
 class Setup(object):
@@ -337,11 +328,13 @@ def run(args, conf, setup):
     postcopy = setup.plan.postcopy
     recover, why_not = setup.recovery(conf, args.no_recovery)
     if postcopy and recover is None:
+        hint = ''
+        if not (setup.dest_connection or args.no_recovery):
+            hint = NO_DEST_CHECK
+            if setup.dest_unasked:
+                hint = '; %s%s' % (setup.dest_unasked, hint)
         LOG.info('%s: a post-copy cut by a network failure will not be '
-                 'resumed: %s%s', name, why_not,
-                 '' if setup.dest_connection or args.no_recovery else
-                 '; %s%s' % (args.dest_unasked, NO_DEST_CHECK)
-                 if args.dest_unasked else NO_DEST_CHECK)
+                 'resumed: %s%s', name, why_not, hint)
     while True:
         display = report.Display(quiet=args.quiet)
         rules = chain.PolicyChain.from_conf(conf)
