@@ -140,6 +140,11 @@ def summarize(rows, names):
             and by[('virsh_first_pass', r.workload)].outcome in (
                 'converged', 'postcopy')]
         ratios_bound = [r.total_s / r.bound_s for r in done if r.bound_s]
+        # What a switch costs the guest, where pre-copy alone cannot end:
+        # how long it runs on the destination without all of its memory
+        # (a cut then needs recovery) and how often it waited for a page.
+        postcopy = [r for r in done
+                    if r.switched and r.workload not in converging]
         summary[name] = {
             'runs': len(mine),
             'completion_rate': round(len(done) / len(mine), 4),
@@ -160,6 +165,11 @@ def summarize(rows, names):
             'ratio_to_first_pass_p95': quantile(ratios_fp, 0.95),
             'ratio_to_bound_p50': quantile(ratios_bound, 0.5),
             'downtime_ms_p95': quantile([r.downtime_ms for r in done], 0.95),
+            'postcopy_s_p50': quantile([r.postcopy_s for r in postcopy], 0.5),
+            'postcopy_s_p95': quantile([r.postcopy_s for r in postcopy],
+                                       0.95),
+            'postcopy_requests_p50': quantile(
+                [r.postcopy_requests for r in postcopy], 0.5),
         }
     return summary
 

@@ -31,6 +31,9 @@ COLUMNS = (
     ('ratio_to_first_pass_p95', 'vs-1st p95', '{:.2f}'),
     ('ratio_to_bound_p50', 'vs-bound p50', '{:.2f}'),
     ('downtime_ms_p95', 'downtime p95 ms', '{:.0f}'),
+    ('postcopy_s_p50', 'post-copy p50 s', '{:.1f}'),
+    ('postcopy_s_p95', 'post-copy p95 s', '{:.1f}'),
+    ('postcopy_requests_p50', 'page requests p50', '{:.0f}'),
 )
 
 
@@ -56,6 +59,10 @@ def parse_args(argv, conf):
             workload_mod.DEFAULT_QEMU))
     parser.add_argument('--json', action='store_true',
                         help='print results and summary as JSON')
+    parser.add_argument(
+        '--rst', action='store_true',
+        help='print the summary and the targets as reStructuredText, the '
+        'form the benchmark guide includes (tools/bench-tables)')
     parser.add_argument('--rows', action='store_true',
                         help='print one line per run, not just the summary')
     parser.add_argument(
@@ -68,9 +75,13 @@ def parse_args(argv, conf):
         'each phased guest that the default chain switches, against its '
         'steady twin held until their figures differ')
     args = parser.parse_args(argv)
-    if args.twins and (args.policy or args.check or args.rows):
+    if args.twins and (args.policy or args.check or args.rows
+                       or args.rst):
         parser.error('--twins runs the default chain and its anchors '
-                     'only; drop --policy, --check and --rows')
+                     'only; drop --policy, --check, --rows and --rst')
+    if args.rst and args.json:
+        parser.error('--rst and --json are two forms of the same figures; '
+                     'choose one')
     if args.check and args.policy and runner.DEFAULT not in args.policy:
         parser.error('--check judges the %r policy; add --policy %s'
                      % (runner.DEFAULT, runner.DEFAULT))
@@ -142,6 +153,8 @@ def main(argv=None):
                    'cpu_s': round(cpu_s, 2)},
                   sys.stdout, indent=1)
         print()
+    elif args.rst:
+        _print_rst(summary, workloads, cpu_s, targets)
     else:
         if args.rows or args.workload:
             _print_rows([r for r in rows if r.policy in names])
@@ -195,11 +208,11 @@ def _split_config_args(argv):
 
 
 def _print_rows(rows):
-    print('%-18s %-44s %-10s %9s %9s %9s %10s  %s' % (
+    print('%-20s %-44s %-10s %9s %9s %9s %10s  %s' % (
         'policy', 'workload', 'outcome', 'total s', 'bound s',
         'down ms', 'switch at', 'switch reason'))
     for r in rows:
-        print('%-18s %-44s %-10s %9.1f %9.1f %9.0f %10s  %s' % (
+        print('%-20s %-44s %-10s %9.1f %9.1f %9.0f %10s  %s' % (
             r.policy, r.workload[:44], r.outcome, r.total_s, r.bound_s,
             r.downtime_ms,
             '' if r.switch_at_s is None else '%.1f' % r.switch_at_s,
@@ -208,7 +221,7 @@ def _print_rows(rows):
 
 
 def _print_summary(summary, workloads, cpu_s):
-    header = '%-18s' % 'policy' + ''.join(
+    header = '%-20s' % 'policy' + ''.join(
         ' %*s' % (max(len(title), 6), title) for _, title, _ in COLUMNS)
     print(header)
     for name, stats in summary.items():
@@ -217,8 +230,49 @@ def _print_summary(summary, workloads, cpu_s):
             value = stats[key]
             text = '-' if value is None else fmt.format(value)
             cells.append(' %*s' % (max(len(title), 6), text))
-        print('%-18s' % name + ''.join(cells))
+        print('%-20s' % name + ''.join(cells))
     print('\n%d workloads per policy; %.1f s of CPU.' % (workloads, cpu_s))
+
+
+# The guide's table: what each policy achieves and what its switches cost.
+RST_COLUMNS = (
+    ('completion_rate', 'done', '{:.0%}'),
+    ('failed', 'lost', '{}'),
+    ('unnecessary_switches', 'unneeded', '{}'),
+    ('costly_switches', 'costly', '{}'),
+    ('switches_in_outage', 'in-outage', '{}'),
+    ('ratio_to_first_pass_p50', 'vs-1st p50', '{:.2f}'),
+    ('ratio_to_first_pass_p95', 'vs-1st p95', '{:.2f}'),
+    ('ratio_to_bound_p50', 'vs-bound p50', '{:.2f}'),
+    ('postcopy_s_p50', 'post-copy p50 s', '{:.1f}'),
+    ('postcopy_requests_p50', 'page requests p50', '{:.0f}'),
+)
+
+
+def _print_rst(summary, workloads, cpu_s, targets):
+    titles = ['policy'] + [title for _, title, _ in RST_COLUMNS]
+    rows = []
+    for name, stats in summary.items():
+        rows.append([name] + [
+            '-' if stats[key] is None else fmt.format(stats[key])
+            for key, _, fmt in RST_COLUMNS])
+    widths = [max(len(cell) for cell in column)
+              for column in zip(titles, *rows)]
+    rule = '  '.join('=' * width for width in widths)
+
+    def line(cells):
+        return '  '.join(cell.ljust(width)
+                         for cell, width in zip(cells, widths)).rstrip()
+
+    print('%s, %d workloads per policy, %.0f s of CPU:\n' % (
+        modelled(workloads), len(workloads), cpu_s))
+    print('\n'.join([rule, line(titles), rule] + [line(r) for r in rows]
+                    + [rule]))
+    if targets:
+        print('\nTargets of the default chain: %s.' % '; '.join(
+            '``%s`` %s (wanted %s): %s' % (metric, value, wanted,
+                                           'met' if met else '**missed**')
+            for metric, value, wanted, met in targets))
 
 
 def _print_targets(targets):

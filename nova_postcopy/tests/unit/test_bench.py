@@ -35,7 +35,8 @@ class TestBenchCommand(base.TestCase):
         summary = data['summary']['default']
         for key in ('completion_rate', 'unnecessary_switches',
                     'ratio_to_first_pass_p50', 'ratio_to_first_pass_p95',
-                    'ratio_to_bound_p50'):
+                    'ratio_to_bound_p50', 'postcopy_s_p50',
+                    'postcopy_s_p95', 'postcopy_requests_p50'):
             self.assertIn(key, summary)
         self.assertEqual(['default', 'nova_timeout'],
                          sorted(data['summary']))
@@ -52,6 +53,35 @@ class TestBenchCommand(base.TestCase):
         self.assertEqual(0, code)
         self.assertIn('target completion_rate', out)
         self.assertIn('ratio_to_first_pass_p95', out)
+
+    def test_rst_is_a_table_the_guide_can_include(self):
+        code, out, _ = self.run_bench('--rst', '--workload', BUSY,
+                                      '--policy', 'default',
+                                      '--policy', 'postcopy_from_start')
+        self.assertEqual(0, code)
+        lines = out.splitlines()
+        self.assertTrue(lines[0].startswith('QEMU 10.0 (sync=pass), 1 '
+                                            'workloads per policy'))
+        rules = [i for i, line in enumerate(lines)
+                 if line and set(line) == {'=', ' '}]
+        self.assertEqual(3, len(rules))
+        self.assertEqual(rules[0] + 2, rules[1])
+        self.assertIn('post-copy p50 s', lines[rules[0] + 1])
+        body = [line.split()[0] for line in lines[rules[1] + 1:rules[2]]]
+        self.assertEqual(['default', 'postcopy_from_start'], body)
+        # Every cell sits under its column: the rule's gaps are blank.
+        gaps = [i for i, char in enumerate(lines[rules[0]]) if char == ' ']
+        for line in lines[rules[0] + 1:rules[2]]:
+            self.assertEqual([' '] * len(gaps),
+                             [line.ljust(len(lines[rules[0]]))[i]
+                              for i in gaps], line)
+        self.assertIn('``ratio_to_first_pass_p95`` 1.0 (wanted <= 1.1): met',
+                      out)
+
+    def test_rst_and_json_are_exclusive(self):
+        code, _, err = self.run_bench('--rst', '--json')
+        self.assertEqual(2, code)
+        self.assertIn('choose one', err)
 
     def test_bad_workload_is_rejected(self):
         code, _, err = self.run_bench('--workload', 'ram_gib=4,link=10')
@@ -131,6 +161,37 @@ class TestBuiltinMatrix(base.TestCase):
         self.assertEqual(0, summary['failed'])
         # Where pre-copy alone converges, a switch never made it slower.
         self.assertEqual(0, summary['costly_switches'])
+
+
+class TestPhysicalBound(base.TestCase):
+    """Switching before the first pass ends trades post-copy for time."""
+
+    def test_from_the_start_is_faster_and_longer_in_postcopy(self):
+        busy = workload_mod.Workload.parse(BUSY)
+        ours = runner.run_one('default', self.conf, busy)
+        early = runner.run_one('postcopy_from_start', self.conf, busy)
+        self.assertEqual('postcopy', early.outcome)
+        self.assertLess(early.switch_at_s, 1)
+        # Each page moves once: within 5 % of the bound, the default chain
+        # (at the end of the first pass) well above it.
+        self.assertLess(early.total_s, 1.05 * early.bound_s)
+        self.assertGreater(ours.total_s, 1.1 * ours.bound_s)
+        # Paid for in post-copy: the guest runs without all of its memory
+        # for longer and waits on more pages.
+        self.assertGreater(early.postcopy_s, 3 * ours.postcopy_s)
+        self.assertGreater(early.postcopy_requests,
+                           2 * ours.postcopy_requests)
+
+    def test_the_summary_reports_postcopy_only_where_it_was_needed(self):
+        rows = runner.run(['default'], self.conf, [
+            workload_mod.Workload.parse(BUSY),
+            workload_mod.Workload.parse(QUIET)])
+        summary = runner.summarize(rows, ['default'])['default']
+        busy = [r for r in rows if r.policy == 'default' and r.switched]
+        self.assertEqual(1, len(busy))
+        self.assertEqual(busy[0].postcopy_s, summary['postcopy_s_p50'])
+        self.assertEqual(busy[0].postcopy_requests,
+                         summary['postcopy_requests_p50'])
 
 
 class TestKubevirtAnchor(base.TestCase):

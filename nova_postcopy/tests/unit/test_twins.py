@@ -87,4 +87,4 @@ class TestTwinsCommand(base.TestCase):
         code, _, err = self.run_main(bench.main, '--twins', '--policy',
                                      'default')
         self.assertEqual(2, code)
-        self.assertIn('drop --policy, --check and --rows', err)
+        self.assertIn('drop --policy, --check, --rows and --rst', err)
