@@ -22,6 +22,7 @@ What changes against ``LibvirtDriver``, and nothing else:
 
 import dataclasses
 import sys
+import threading
 import time
 
 from nova.compute import utils as compute_utils
@@ -78,6 +79,12 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         self._postcopy_migrations = {}
+        # Force-complete requests that arrived while a migration was
+        # starting, before Nova's monitor listens (see
+        # live_migration_force_complete).
+        self._starting_migrations = set()
+        self._early_force_complete = set()
+        self._force_complete_lock = threading.Lock()
         # On a destination: the keepalive of incoming post-copies.
         self._incoming = incoming.IncomingWatches(
             self._host, _libvirt,
@@ -242,6 +249,48 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     # -- the migration -------------------------------------------------------
 
+    def live_migration(self, context, instance, dest, post_method,
+                       recover_method, block_migration=False,
+                       migrate_data=None):
+        # Nova's own tests pass a dict for the instance.
+        self._starting_migrations.add(instance['uuid'])
+        try:
+            return super().live_migration(
+                context, instance, dest, post_method, recover_method,
+                block_migration, migrate_data)
+        finally:
+            with self._force_complete_lock:
+                self._starting_migrations.discard(instance['uuid'])
+                self._early_force_complete.discard(instance['uuid'])
+
+    def live_migration_force_complete(self, instance):
+        """Keep a force-complete that arrives before the monitor listens.
+
+        Nova sets the migration ``running`` before it calls the driver,
+        and its driver queues force-complete only once its monitor
+        started; in between (our plan, Nova's set-up: 0.2 s on the lab
+        cloud) the request fails on the compute host while the API said
+        202, and the migration goes on as if nobody asked. Here it waits
+        for the monitor instead.
+        """
+        with self._force_complete_lock:
+            try:
+                return super().live_migration_force_complete(instance)
+            except nova_exception.NoActiveMigrationForInstance:
+                if instance['uuid'] not in self._starting_migrations:
+                    raise
+                self._early_force_complete.add(instance['uuid'])
+        LOG.info('force-complete requested while the live migration '
+                 'starts: applied once pre-copy runs', instance=instance)
+
+    def _deliver_early_force_complete(self, instance):
+        with self._force_complete_lock:
+            self._starting_migrations.discard(instance['uuid'])
+            if instance['uuid'] in self._early_force_complete:
+                self._early_force_complete.discard(instance['uuid'])
+                self.active_migrations[instance['uuid']].append(
+                    'force-complete')
+
     def _live_migration(self, context, instance, dest, post_method,
                         recover_method, block_migration, migrate_data):
         try:
@@ -325,6 +374,7 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
             recovery=self._recovery(instance, dest, planned, clock, conf))
         if planned is not None:
             planned.job = job
+        self._deliver_early_force_complete(instance)
         try:
             outcome = watcher.run(job)
         finally:

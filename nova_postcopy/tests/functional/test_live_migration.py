@@ -6,6 +6,9 @@ import time
 
 import fixtures as fixtures_lib
 
+from nova import context as nova_context
+from nova import exception as nova_exception
+from nova import objects
 from nova.tests.fixtures import libvirt as fakelibvirt
 
 from nova_postcopy.compute import traits
@@ -149,6 +152,46 @@ class TestForceComplete(base.PostcopyTestBase):
         self.assertEqual(1, self.hypervisor.last.switch_requests)
         self.assertIn('(force-complete): the operator asked',
                       self.stdlog.logger.output)
+
+    def test_a_request_while_the_migration_starts_is_kept(self):
+        # Nova says "running" before its driver's monitor listens: a
+        # force-complete in between used to fail on the compute host (the
+        # API had answered 202) and the migration went on in pre-copy.
+        # The request comes here in the middle of our planning.
+        driver = self.computes['src'].driver
+        plan = driver._plan_postcopy
+        refused = []
+
+        def plan_with_a_request(context, instance, *args):
+            try:
+                driver.live_migration_force_complete(instance)
+            except Exception as error:
+                refused.append(error)
+            return plan(context, instance, *args)
+
+        self.useFixture(fixtures_lib.MonkeyPatch(
+            'nova_postcopy.compute.driver.PostcopyLibvirtDriver.'
+            '_plan_postcopy', lambda self_, *args: plan_with_a_request(
+                *args)))
+        server = self.boot()
+        self.start_migration(server)
+        self._wait_for_migration_status(server, ['completed'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual([], refused)
+        self.assertEqual('dest', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(1, self.hypervisor.last.switch_requests)
+        self.assertIn('force-complete requested while the live migration '
+                      'starts', self.stdlog.logger.output)
+        self.assertIn('(force-complete): the operator asked',
+                      self.stdlog.logger.output)
+
+    def test_a_request_without_a_migration_is_refused_as_nova_does(self):
+        server = self.boot()
+        instance = objects.Instance.get_by_uuid(
+            nova_context.get_admin_context(), server['id'])
+        self.assertRaises(nova_exception.NoActiveMigrationForInstance,
+                          self.computes['src'].driver.
+                          live_migration_force_complete, instance)
 
     def test_pauses_when_postcopy_is_forbidden(self):
         server = self.boot(extra_specs={'postcopy:mode': 'forbidden'})
