@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""tools/lab/cloud: a real OpenStack on the lab (up, down, status, openrc).
+"""tools/lab/cloud: a real OpenStack on the lab (up, down, status, tempest,
+openrc).
 
 ``up`` is idempotent: what is set up stays set up (stamps under
 ``cloud/done``), what runs keeps running, what is missing is started.
@@ -15,6 +16,7 @@ import time
 import cloud_conf as conf
 import cloud_process as proc
 import cloud_services as services
+import cloud_tempest
 
 SERVICES = ('mariadb', 'rabbitmq', 'keystone', 'placement', 'glance',
             'neutron', 'nova-api', 'nova-conductor', 'nova-scheduler',
@@ -96,6 +98,10 @@ def cmd_restart(args):
     return 0
 
 
+def cmd_tempest(args):
+    return cloud_tempest.run()
+
+
 def cmd_openrc(args):
     sys.stdout.write(conf.openrc(args.user))
     return 0
@@ -112,6 +118,8 @@ def main(argv=None):
     restart = sub.add_parser(
         'restart', help='restart one nova-compute on this tree\'s driver')
     restart.add_argument('service', choices=SERVICES[-2:])
+    sub.add_parser('tempest', help="run nova-postcopy's tempest test "
+                   'against the cloud (as the Zuul job does on devstack)')
     openrc = sub.add_parser('openrc', help='export lines for a user')
     openrc.add_argument('user', nargs='?', default='admin',
                         choices=('admin', 'member'))

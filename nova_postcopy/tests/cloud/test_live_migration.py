@@ -44,29 +44,6 @@ class TestLiveMigration(base.CloudTestCase):
         self.assertTrue(any('ended: converged' in line for line in lines),
                         lines)
 
-    def test_force_complete_during_precopy_switches(self):
-        # A guest the policies leave on pre-copy for a while: 128 MiB at
-        # 24 MiB/s over 32 MiB/s converges slowly, if ever.
-        server = self.boot('lab-steady')
-
-        def force_complete(migration):
-            running = self.wait_running(server)
-            self.assertIsNotNone(running)
-            time.sleep(3)
-            self.cloud.compute.force_complete_server_migration(
-                running.id, server)
-
-        final, migration, took = self.live_migrate(server,
-                                                   during=force_complete)
-        self.assertEqual('completed', migration.status)
-        self.assertHealthyOn('hostB', server)
-        lines = self.decisions(server)
-        self.assertTrue(any(
-            'switch to post-copy (force-complete): the operator asked to '
-            'complete' in line for line in lines), lines)
-        self.assertTrue(any('ended: postcopy' in line for line in lines),
-                        lines)
-
     def test_abort_during_precopy_keeps_the_guest_on_the_source(self):
         server = self.boot('lab-steady')
 

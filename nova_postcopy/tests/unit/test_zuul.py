@@ -27,7 +27,15 @@ UPSTREAM_JOBS = {
 EXERCISED = ('nova_postcopy/compute/driver.py', 'nova_postcopy/monitor.py',
              'nova/virt/postcopy/__init__.py', 'devstack/plugin.sh',
              'devstack/lib/nova-postcopy', 'devstack/settings', 'setup.cfg',
-             'requirements.txt')
+             'requirements.txt',
+             'nova_postcopy/tests/tempest/api/test_postcopy.py',
+             'nova_postcopy/tests/tempest/plugin.py',
+             'tools/check-postcopy-log', 'playbooks/check-postcopy-log.yaml')
+# The tests the job must run: tempest's live-migration tests and ours.
+RUN = ('tempest.api.compute.admin.test_live_migration.LiveMigrationTest.'
+       'test_live_block_migration',
+       'nova_postcopy.tests.tempest.api.test_postcopy.'
+       'PostcopyLiveMigrationTest.test_force_complete_finishes_in_postcopy')
 
 
 def settings():
@@ -90,3 +98,31 @@ class TestZuulJob(base.TestCase):
             for key in ('tempest_test_regex', 'tempest_exclude_regex'):
                 if key in job['vars']:
                     re.compile(job['vars'][key])
+
+    def test_the_job_runs_our_tempest_test_from_our_plugin(self):
+        for job in self.jobs.values():
+            regex = re.compile(job['vars']['tempest_test_regex'])
+            for test in RUN:
+                self.assertTrue(regex.search(test), (job['name'], test))
+            self.assertEqual([], [
+                p for p in job['vars']['tempest_plugins']
+                if p not in job['required-projects']])
+        with open(os.path.join(TOP, 'setup.cfg')) as handle:
+            entry = re.search(r'^tempest\.test_plugins =\s*\n\s+'
+                              r'nova_postcopy = (\S+):(\w+)$',
+                              handle.read(), re.M)
+        module, cls = entry.groups()
+        with open(os.path.join(TOP, *module.split('.')) + '.py') as handle:
+            self.assertIn('class %s(' % cls, handle.read())
+
+    def test_post_run_checks_the_log_with_the_projects_script(self):
+        for job in self.jobs.values():
+            path = os.path.join(TOP, job['post-run'])
+            with open(path) as handle:
+                plays = yaml.safe_load(handle)
+            commands = [task['shell'] for play in plays
+                        for task in play['tasks'] if 'shell' in task]
+            self.assertTrue(any('tools/check-postcopy-log -' in c
+                                for c in commands), commands)
+            script = os.path.join(TOP, 'tools', 'check-postcopy-log')
+            self.assertTrue(os.access(script, os.X_OK))
