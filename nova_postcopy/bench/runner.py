@@ -39,12 +39,13 @@ class Row:
     bound_s: float
 
 
-class _Options:
-    """The ``[postcopy]`` group with one policy list swapped in."""
+class PolicyOptions:
+    """The ``[postcopy]`` group with its policies and any value swapped in."""
 
-    def __init__(self, conf, policies):
+    def __init__(self, conf, policies, **values):
         self._conf = conf
         self.switch_policies = policies
+        self.__dict__.update(values)
 
     def __getattr__(self, name):
         return getattr(self._conf, name)
@@ -59,7 +60,7 @@ def build(name, conf, workload):
     """(chain, budget_s) of a policy name: ours, the default, or an anchor."""
     if name in anchors.NAMES:
         return anchors.build(name, conf, workload)
-    options = conf if name == DEFAULT else _Options(conf, [name])
+    options = conf if name == DEFAULT else PolicyOptions(conf, [name])
     data_gib = budget.migration_data_gib(workload.ram_gib * 1024)
     return (chain_mod.PolicyChain.from_conf(options),
             budget.precopy_budget_s(data_gib, conf.precopy_timeout_per_gib,

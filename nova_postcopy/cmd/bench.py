@@ -12,6 +12,7 @@ import sys
 import time
 
 from nova_postcopy.bench import matrix
+from nova_postcopy.bench import recordings
 from nova_postcopy.bench import runner
 from nova_postcopy.bench import twins as twins_mod
 from nova_postcopy import conf as np_conf
@@ -69,6 +70,11 @@ def parse_args(argv, conf):
         '--check', action='store_true',
         help="exit 1 when the default chain misses a target")
     parser.add_argument(
+        '--recordings', metavar='DIR',
+        help='instead of the policies, replay the lab migrations recorded '
+        'in DIR (tools/lab/soak --plan record --record DIR) in the '
+        'simulator and print how each agrees with what was measured')
+    parser.add_argument(
         '--twins', action='store_true',
         help='instead of the policies, print the lowest vs-1st p95 that '
         'any policy with no unneeded switch can reach on the workloads: '
@@ -79,6 +85,11 @@ def parse_args(argv, conf):
                        or args.rst):
         parser.error('--twins runs the default chain and its anchors '
                      'only; drop --policy, --check, --rows and --rst')
+    if args.recordings and (args.twins or args.policy or args.check
+                            or args.workload or args.rst or args.qemu):
+        parser.error('--recordings replays each recording with its own '
+                     'policies, guest and QEMU; use it alone (or with '
+                     '--json)')
     if args.rst and args.json:
         parser.error('--rst and --json are two forms of the same figures; '
                      'choose one')
@@ -137,6 +148,8 @@ def main(argv=None):
     if args.twins:
         _twins(conf, workloads, args.json, started)
         return 0
+    if args.recordings:
+        return _recordings(conf, args.recordings, args.json, started)
     rows = runner.run(names, conf, workloads)
     summary = runner.summarize(rows, names)
     cpu_s = time.process_time() - started
@@ -192,6 +205,49 @@ def _twins(conf, workloads, as_json, started):
           'at least %s with the other workloads as today, at least %s '
           'whatever they cost (%.1f s of CPU).' % (
               result.p95_today, result.p95_lowest, result.p95_floor, cpu_s))
+
+
+def _recordings(conf, directory, as_json, started):
+    try:
+        replayed = recordings.report(conf, directory)
+    except (OSError, ValueError, KeyError) as error:
+        print('nova-postcopy-bench: cannot replay %s: %s' % (
+            directory, error), file=sys.stderr)
+        return 2
+    agree = [name for name, _, checks in replayed
+             if all(c.ok for c in checks)]
+    healthy = [name for name, rec, _ in replayed if recordings.healthy(rec)]
+    cpu_s = time.process_time() - started
+    if as_json:
+        json.dump({'recordings': [
+            {'name': name, 'agrees': name in agree,
+             'healthy': name in healthy,
+             'checks': [c.__dict__ for c in checks]}
+            for name, _, checks in replayed],
+            'agree': len(agree), 'total': len(replayed),
+            'cpu_s': round(cpu_s, 2)}, sys.stdout, indent=1)
+        print()
+        return 0
+    print('%-18s %5s %5s %5s %5s %-10s %-22s %-16s %-16s %s' % (
+        'recording', 'ram', 'wss', 'rate', 'link', 'pattern', 'policies',
+        'measured', 'simulated', 'outside the tolerance'))
+    for name, rec, checks in replayed:
+        shape = rec['shape']
+        result, total = checks[0], checks[1]
+        print('%-18s %5d %5d %5s %5s %-10s %-22s %-16s %-16s %s' % (
+            name[:18], shape['ram_mib'], shape['wss_mib'],
+            shape['dirty_mibs'] or 'max', shape['link_mibs'] or 'none',
+            shape['pattern'], '+'.join(rec['policies'])[:22],
+            '%s %.1f s' % (result.measured, total.measured),
+            '%s %.1f s' % (result.simulated, total.simulated),
+            ', '.join(c.metric for c in checks if not c.ok) or '-'))
+    print('\n%d of %d recordings agree within the tolerances (times and '
+          'data %d %%, downtime %d ms, post-copy %d %% or %.1f s); guests '
+          'healthy where they ended: %d of %d (%.1f s of CPU).' % (
+              len(agree), len(replayed), recordings.RELATIVE * 100,
+              recordings.DOWNTIME_MS, recordings.RELATIVE * 100,
+              recordings.POSTCOPY_S, len(healthy), len(replayed), cpu_s))
+    return 0
 
 
 def _split_config_args(argv):

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,47 @@ CONFIG = """[postcopy]
 precopy_timeout_per_gib = 60
 precopy_timeout_max = 20
 """
+# --plan record (issue #14): the spread the simulator is calibrated on.
+# RAM 256-1024 MiB, working set 10-90 % of it (less 128 MiB for the guest's
+# kernel), 4-128 MiB/s or flat out, sequential and random writers, capped
+# 8-64 MiB/s or not, pre-copy alone and switched by several policies. The
+# strides are coprime with each other's cycles, so 40 runs cross them.
+RECORD_RAM = (256, 512, 768, 1024)
+RECORD_WSS_SHARE = (0.1, 0.3, 0.5, 0.7, 0.9)
+RECORD_RATE = (4, 16, 32, 64, 128, 0)
+RECORD_LINK = (8, 16, 32, 64, 0)
+RECORD_POLICIES = (('precopy',), ('forecast', 'stall', 'timeout'),
+                   ('first_pass',), ('iterations',), ('timeout',),
+                   ('stall',), ('precopy',))
+RECORD_CONFIG = CONFIG + 'poll_interval = 0.1\n'
+GUEST_RESERVE_MIB = 128
+
+
+def record_plan(runs):
+    """(shape, policies) of run i: every knob cycles at its own period."""
+    plan = []
+    for i in range(runs):
+        ram = RECORD_RAM[i % len(RECORD_RAM)]
+        share = RECORD_WSS_SHARE[(i // 2) % len(RECORD_WSS_SHARE)]
+        wss = max(min(int(ram * share), ram - GUEST_RESERVE_MIB), 16)
+        shape = (ram, wss, RECORD_RATE[i % len(RECORD_RATE)],
+                 ('sequential', 'random')[(i // 3) % 2],
+                 RECORD_LINK[(i // 4) % len(RECORD_LINK)])
+        plan.append((shape, RECORD_POLICIES[i % len(RECORD_POLICIES)]))
+    return plan
+
+
+def guest_rates(name):
+    """The dirtier's own (t, MiB/s) lines on the source, as it wrote them."""
+    path = os.path.join(LAB_DIR, 'hosts', 'A', 'log', 'qemu',
+                        name + '-serial.log')
+    try:
+        with open(path, errors='replace') as handle:
+            text = handle.read()
+    except OSError:
+        return []
+    return [(float(t), float(rate)) for t, rate in re.findall(
+        r'DIRTIER seq=\d+ t=([\d.]+) .*?rate_mbs=([\d.]+)', text)]
 
 
 def lab(*args, check=True):
@@ -62,7 +104,8 @@ def healthy(report):
                 and not report.get('reset'))
 
 
-def one_run(index, shape, policies, workdir, keep):
+def one_run(index, shape, policies, workdir, keep, record=None,
+            config_text=CONFIG):
     ram, wss, rate, pattern, link = shape
     name = 'soak%02d%s' % (index, uuid.uuid4().hex[:4])
     try:
@@ -75,7 +118,7 @@ def one_run(index, shape, policies, workdir, keep):
     time.sleep(3)  # the guest is dirtying already: it printed progress
     config = os.path.join(workdir, 'nova.conf')
     with open(config, 'w') as handle:
-        handle.write(CONFIG)
+        handle.write(config_text)
     report_path = os.path.join(workdir, '%s.json' % name)
     argv = ['nova-postcopy-migrate', lab('uri', 'A'), DEST, name,
             '--dest-check-uri', lab('uri', 'B'), '--config-file', config,
@@ -83,7 +126,8 @@ def one_run(index, shape, policies, workdir, keep):
     if link:
         argv += ['--bandwidth-mibs', str(link)]
     for policy in policies:
-        argv += ['--policy', policy]
+        argv += (['--no-postcopy'] if policy == 'precopy'
+                 else ['--policy', policy])
     started = time.monotonic()
     cli = subprocess.run(argv, text=True, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=600)
@@ -102,6 +146,17 @@ def one_run(index, shape, policies, workdir, keep):
            'switch_at_s': report.get('switch_at_s'),
            'took_s': round(took, 1), 'host': check['host'],
            'check': check, 'survived': healthy(check)}
+    if record and report:
+        kept = dict(report, shape=dict(
+            ram_mib=ram, wss_mib=wss, dirty_mibs=rate, pattern=pattern,
+            link_mibs=link), policies=list(policies), hosts=record['hosts'],
+            config=config_text,
+            guest_rates=guest_rates(name), health=check)
+        path = os.path.join(record['dir'], '%s-%02d.json' % (
+            record['suite'], index))
+        with open(path, 'w') as handle:
+            json.dump(kept, handle, sort_keys=True, separators=(',', ':'))
+            handle.write('\n')
     if not row['survived']:
         lost = os.path.join(keep, name)
         os.makedirs(lost, exist_ok=True)
@@ -151,21 +206,41 @@ def main(argv=None):
     parser.add_argument('--keep', default=os.path.join(LAB_DIR, 'soak-lost'),
                         help='where the logs of lost guests go')
     parser.add_argument('--json', metavar='FILE')
+    parser.add_argument(
+        '--plan', choices=('survival', 'record'), default='survival',
+        help='survival (default): shapes that lost guests, shuffled; '
+        'record: the spread of shapes and policies the simulator is '
+        'calibrated on, in order, polled every 0.1 s')
+    parser.add_argument(
+        '--record', metavar='DIR',
+        help='keep every run\'s report, with its shape, the hosts\' '
+        'versions, the dirtier\'s own rates and the guest\'s health, as '
+        'DIR/<suite-a>-<run>.json')
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error('--runs must be at least 1')
     lab('up', '--suite-a', args.suite_a, '--suite-b', args.suite_b)
-    print(lab('status').splitlines()[-2])
-    print(lab('status').splitlines()[-1])
-    plan = [(SHAPES[i % len(SHAPES)], POLICIES[i % len(POLICIES)])
-            for i in range(args.runs)]
-    random.Random(args.seed).shuffle(plan)
+    hosts = lab('status').splitlines()[-2:]
+    print('\n'.join(hosts))
+    if args.plan == 'record':
+        plan, config_text = record_plan(args.runs), RECORD_CONFIG
+    else:
+        plan = [(SHAPES[i % len(SHAPES)], POLICIES[i % len(POLICIES)])
+                for i in range(args.runs)]
+        random.Random(args.seed).shuffle(plan)
+        config_text = CONFIG
+    record = None
+    if args.record:
+        os.makedirs(args.record, exist_ok=True)
+        record = {'dir': args.record, 'suite': args.suite_a,
+                  'hosts': [h.split(', guests:')[0] for h in hosts]}
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for index, (shape, policies) in enumerate(plan, 1):
             if index < args.first:
                 continue
-            row = one_run(index, shape, policies, workdir, args.keep)
+            row = one_run(index, shape, policies, workdir, args.keep,
+                          record, config_text)
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
     print()

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Replaying lab recordings in the simulator (issue #14, item 2)."""
+
+import json
+import os
+import tempfile
+
+from nova_postcopy.bench import recordings
+from nova_postcopy.cmd import bench
+from nova_postcopy.sim import model
+from nova_postcopy.tests.unit import base
+from nova_postcopy import units
+
+MIB = units.MIB
+
+
+def recording(**changes):
+    """A small pre-copy recording as tools/lab/soak --record keeps it."""
+    samples = []
+    for tenth in range(1, 201):
+        t = tenth / 10.0
+        # Half of RAM is zero pages: the first pass walks it in 8 s.
+        walked = min(int(t * 32 * MIB), 256 * MIB)
+        samples.append({
+            'time_elapsed_s': t, 'memory_total': 256 * MIB,
+            'memory_remaining': 256 * MIB - walked,
+            'memory_constant': walked // 2 // 4096,
+            'memory_bps': 16 * MIB, 'postcopy_requests': 0})
+    data = {
+        'shape': {'ram_mib': 256, 'wss_mib': 64, 'dirty_mibs': 32,
+                  'pattern': 'random', 'link_mibs': 16},
+        'policies': ['precopy'],
+        'hosts': ['host A: libvirt 12.8.0, QEMU 10.0.13',
+                  'host B: libvirt 12.8.0, QEMU 10.0.13'],
+        'guest_rates': [[1.0, 31.0], [2.0, 33.0], [3.0, 32.0]],
+        'config': '[postcopy]\nprecopy_timeout_max = 20\n'
+                  'poll_interval = 0.1\n',
+        'plan': 'post-copy not allowed: pre-copy only asked',
+        'budget_s': 20.0, 'result': 'aborted', 'total_s': 20.0,
+        'switch_at_s': None, 'downtime_ms': None, 'postcopy_s': 0.0,
+        'passes': [{'number': 1, 'start_s': 0.0, 'end_s': 8.0,
+                    'start_remaining': 256 * MIB, 'dirtied': 60 * MIB}],
+        'samples': samples,
+        'health': {'running': True, 'counter_advanced': True,
+                   'memory_errors': 0, 'panic': False, 'reset': False},
+    }
+    data.update(changes)
+    return data
+
+
+class TestWorkloadOf(base.TestCase):
+
+    def test_the_guest_as_measured(self):
+        guest = recordings.workload_of(recording())
+        self.assertEqual(0.25, guest.ram_gib)
+        self.assertEqual(0.0625, guest.wss_gib)
+        # The dirtier's median line, not the shape's wish.
+        self.assertAlmostEqual(32 * MIB * 8 / 1e9, guest.dirty_gbps)
+        # Half of what the first pass walked was zero pages.
+        self.assertAlmostEqual(50.0, guest.zero_pct, delta=1)
+        self.assertAlmostEqual(16 * MIB * 8 / 1e9 / model.LINK_EFFICIENCY,
+                               guest.link_gbps)
+        self.assertEqual(recordings.VETH_GBPS, guest.uncapped_gbps)
+        self.assertEqual('pass', guest.sync)
+
+    def test_uncapped_is_what_precopy_moved(self):
+        guest = recordings.workload_of(recording(shape=dict(
+            recording()['shape'], link_mibs=0)))
+        self.assertAlmostEqual(16 * MIB * 8 / 1e9 / model.LINK_EFFICIENCY,
+                               guest.link_gbps)
+        self.assertEqual(0.0, guest.uncapped_gbps)
+
+    def test_qemu_11_1_syncs_frequently(self):
+        guest = recordings.workload_of(recording(hosts=[
+            'host A: libvirt 12.8.0, QEMU 11.1.2',
+            'host B: libvirt 12.8.0, QEMU 11.1.2']))
+        self.assertEqual('frequent', guest.sync)
+
+    def test_an_unmeasured_qemu_is_refused(self):
+        self.assertRaises(recordings.RecordingError, recordings.workload_of,
+                          recording(hosts=['host A: libvirt 9.0.0, QEMU '
+                                           '7.2.0', 'host B: ...']))
+
+    def test_options_of_the_run_are_replayed(self):
+        self.assertEqual({'precopy_timeout_max': 20.0, 'poll_interval': 0.1},
+                         recordings.recorded_options(recording()))
+
+
+class TestCompare(base.TestCase):
+
+    def test_a_recording_and_its_twin(self):
+        data = recording()
+        outcome = recordings.simulate(self.conf, data)
+        checks = {c.metric: c for c in recordings.compare(data, outcome)}
+        self.assertEqual('aborted', outcome.result)
+        self.assertTrue(checks['result'].ok)
+        self.assertTrue(checks['total s'].ok, checks['total s'])
+        self.assertIn('pass 1 end s', checks)
+        self.assertIn('pass 1 left MiB', checks)
+
+    def test_a_wrong_measurement_is_outside(self):
+        data = recording(total_s=40.0)
+        checks = {c.metric: c for c in recordings.compare(
+            data, recordings.simulate(self.conf, data))}
+        self.assertFalse(checks['total s'].ok)
+
+    def test_the_command_prints_each_and_the_share(self):
+        with tempfile.TemporaryDirectory() as directory:
+            for name in ('one', 'two'):
+                with open(os.path.join(directory, name + '.json'),
+                          'w') as handle:
+                    json.dump(recording(total_s=40.0 if name == 'two'
+                                        else 20.0), handle)
+            code, out, _ = self.run_main(bench.main, '--recordings',
+                                         directory)
+        self.assertEqual(0, code)
+        self.assertIn('1 of 2 recordings agree', out)
+        self.assertRegex(out, r'two .* total s')
+
+    def test_recordings_run_alone(self):
+        code, _, err = self.run_main(bench.main, '--recordings', '/x',
+                                     '--policy', 'default')
+        self.assertEqual(2, code)
+        self.assertIn('use it alone', err)
