@@ -12,7 +12,9 @@ operator see. A recording agrees when every comparison holds.
 How a recording becomes a workload, and why:
 
 * the write rate is what the dirtier says it did (its median line), not
-  the shape asked for: flat out (0) is whatever TCG manages;
+  the shape asked for: flat out (0) is whatever TCG manages; it writes
+  each page of its working set once per round, sequentially or in a
+  scattered order alike: a ``sweep``;
 * the zero pages are those QEMU found by the end of the first pass (or by
   the end, if it never ended), the share of RAM the guest never touched;
 * a cap is the link pre-copy gets (less the stream's overhead, as in the
@@ -21,6 +23,7 @@ How a recording becomes a workload, and why:
 """
 
 import dataclasses
+import gzip
 import json
 import os
 import re
@@ -59,12 +62,16 @@ class Check:
 
 
 def load(directory):
-    """[(name, recording)] of every ``*.json`` in ``directory``, sorted."""
+    """[(name, recording)] of every ``*.json[.gz]`` in ``directory``."""
     found = []
     for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
         if name.endswith('.json'):
-            with open(os.path.join(directory, name)) as handle:
+            with open(path) as handle:
                 found.append((name[:-len('.json')], json.load(handle)))
+        elif name.endswith('.json.gz'):
+            with gzip.open(path, 'rt') as handle:
+                found.append((name[:-len('.json.gz')], json.load(handle)))
     return found
 
 
@@ -92,7 +99,7 @@ def guest_rate(recording):
 
 def zero_share(recording):
     samples = recording['samples']
-    ram = samples[-1]['memory_total']
+    ram = max(s['memory_total'] for s in samples)
     first_pass = recording['passes'][0]['end_s'] if recording['passes'] \
         else None
     chosen = samples[-1]
@@ -124,7 +131,7 @@ def workload_of(recording):
         wss_gib=shape['wss_mib'] / 1024.0,
         dirty_gbps=_gbps(guest_rate(recording)),
         zero_pct=100.0 * zero_share(recording), uncapped_gbps=uncapped,
-        sync=workload_mod.QEMU_SYNC[version], seed=1,
+        pattern='sweep', sync=workload_mod.QEMU_SYNC[version], seed=1,
         name='%s %s' % (shape['pattern'], '+'.join(recording['policies'])))
 
 

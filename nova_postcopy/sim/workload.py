@@ -4,7 +4,7 @@
 import dataclasses
 import math
 
-PATTERNS = ('steady', 'phased', 'hotcold')
+PATTERNS = ('steady', 'phased', 'hotcold', 'sweep')
 SYNC_MODES = ('pass', 'frequent')
 # How each QEMU syncs its dirty bitmap during the first pass once post-copy
 # is enabled (every migration the bench runs), measured on the lab by
@@ -33,9 +33,12 @@ class Workload:
     :param link_gbps: migration link, gigabits per second.
     :param wss_gib: memory the guest keeps writing to (its working set).
     :param dirty_gbps: rate at which it writes to it.
-    :param pattern: ``steady``; ``phased`` (busy and quiet phases of
-        ``phase_s`` seconds, quiet at 5 % of the rate); ``hotcold`` (80 % of
-        writes go to 20 % of the working set).
+    :param pattern: ``steady`` (writes land anywhere in the working set,
+        a page possibly twice before all were written); ``phased`` (busy
+        and quiet phases of ``phase_s`` seconds, quiet at 5 % of the rate);
+        ``hotcold`` (80 % of writes go to 20 % of the working set);
+        ``sweep`` (each page once per round, as the lab's dirtier writes,
+        sequentially or in its scattered order).
     :param zero_pct: share of RAM never touched (zero pages).
     :param outage_at_s: job time at which the link stops carrying data.
     :param outage_s: how long it carries nothing.

@@ -122,3 +122,50 @@ class TestCompare(base.TestCase):
                                      '--policy', 'default')
         self.assertEqual(2, code)
         self.assertIn('use it alone', err)
+
+
+class TestLabRecordings(base.TestCase):
+    """The recordings committed as test data (tools/lab/soak --plan record).
+
+    Issue #14 wants 90 % of them within the tolerances; the simulator is not
+    calibrated on them yet (see the benchmark guide), so this holds the
+    share reached when they were recorded and fails if a change lowers it.
+    """
+
+    DATA = os.path.join(os.path.dirname(__file__), 'data', 'lab_recordings')
+    AGREE_AT_LEAST = 14  # of 40, 2026-12-03
+
+    def setUp(self):
+        super().setUp()
+        self.recorded = recordings.load(self.DATA)
+
+    def test_every_guest_survived_where_it_ended(self):
+        self.assertEqual([], [name for name, data in self.recorded
+                              if not recordings.healthy(data)])
+
+    def test_the_spread_the_issue_asks_for(self):
+        self.assertGreaterEqual(len(self.recorded), 40)
+        shapes = [data['shape'] for _, data in self.recorded]
+        rams = {s['ram_mib'] for s in shapes}
+        self.assertEqual((256, 1024), (min(rams), max(rams)))
+        shares = [s['wss_mib'] / s['ram_mib'] for s in shapes]
+        self.assertLessEqual(min(shares), 0.1)
+        self.assertGreaterEqual(max(shares), 0.7)
+        self.assertEqual({'sequential', 'random'},
+                         {s['pattern'] for s in shapes})
+        rates = {s['dirty_mibs'] for s in shapes}
+        self.assertTrue({0, 4, 128}.issubset(rates), rates)
+        links = {s['link_mibs'] for s in shapes}
+        self.assertTrue({0, 8, 64}.issubset(links), links)
+        policies = {p for _, data in self.recorded for p in data['policies']}
+        self.assertIn('precopy', policies)
+        self.assertGreaterEqual(len(policies - {'precopy'}), 3)
+        results = {data['result'] for _, data in self.recorded}
+        self.assertTrue({'converged', 'postcopy', 'aborted'}.issubset(results))
+
+    def test_agreement_does_not_fall(self):
+        agree = [name for name, data in self.recorded
+                 if all(c.ok for c in recordings.compare(
+                     data, recordings.simulate(self.conf, data)))]
+        self.assertGreaterEqual(len(agree), self.AGREE_AT_LEAST,
+                                'agree: %s' % agree)

@@ -33,6 +33,19 @@ class TestModel(base.TestCase):
         self.assertAlmostEqual(must_move, sim.sent, delta=4096)
         self.assertAlmostEqual(sim.zero / 4096, sim.zero_pages, delta=1)
 
+    def test_a_sweep_leaves_its_whole_working_set_after_one_round(self):
+        # The lab's dirtier writes each page once per round; writing at
+        # random, a round's worth of writes leaves e^-1 of it untouched.
+        spec = 'ram_gib=4,link_gbps=10,wss_gib=1,dirty_gbps=3'
+        sweep = model.MigrationModel(workload.Workload.parse(
+            spec + ',pattern=sweep'))
+        steady = model.MigrationModel(workload.Workload.parse(spec))
+        self.assertEqual(0.5 * GIB, sweep.unique(0.5 * GIB))
+        self.assertEqual(1 * GIB, sweep.unique(1 * GIB))
+        self.assertEqual(1 * GIB, sweep.unique(3 * GIB))
+        self.assertAlmostEqual(0.632 * GIB, steady.unique(1 * GIB),
+                               delta=0.001 * GIB)
+
     def test_converges_when_dirtying_is_well_below_bandwidth(self):
         sim, outcome = run('ram_gib=4,link_gbps=10,wss_gib=1,dirty_gbps=2')
         self.assertEqual('converged', outcome.result)
