@@ -85,8 +85,7 @@ def migrate_once(args):
     health = labctl.check(args.name)
     labctl.cmd_destroy(argparse.Namespace(name=args.name))
     conn.close()
-    lost = (not health['running'] or not health['counter_advanced']
-            or health['memory_errors'] or health['panic'])
+    lost = not health['healthy']
     return {'switched': switched, 'error': result.get('error'),
             'took_s': round(time.monotonic() - t0, 1), 'health': health,
             'lost': bool(lost), 'samples': samples}

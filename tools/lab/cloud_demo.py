@@ -118,10 +118,7 @@ def migrate(env, label, name, image, flavor):
 
 def healthy(run):
     health = run['health']
-    return (health['running'] and health['counter_advanced']
-            and health['memory_errors'] == 0 and not health['panic']
-            and not health['reset']
-            and health['host'] == run['host_after'][-1])
+    return health['healthy'] and health['host'] == run['host_after'][-1]
 
 
 def main(argv=None):

@@ -71,8 +71,7 @@ def main():
         'guest health', 'why'))
     for run in runs:
         data, health = run['report'], run['health']
-        healthy = (health['running'] and health['counter_advanced']
-                   and health['memory_errors'] == 0 and not health['panic'])
+        healthy = health['healthy']
         why = data['switch_reason'] or data['end_reason'] or '-'
         print('%-4s %-6s %-10s %-8.1f %-10s %-8s %-28s %s' % (
             run['label'], run['guest'], data['result'], data['total_s'],

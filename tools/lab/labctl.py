@@ -194,7 +194,19 @@ def check(name, wait_s=3.0):
         'reset': combined.count('DIRTIER start') > 1,
         'soft_lockup': 'soft lockup' in combined,
     })
+    report['healthy'] = healthy(report)
     return report
+
+
+def healthy(report):
+    """The one verdict every lab tool gives a guest where it ended.
+
+    Running, its counter advancing, no memory errors, no panic and no reset:
+    a guest that rebooted runs and counts again, but it lost its memory.
+    """
+    return bool(report['running'] and report['counter_advanced']
+                and not report['memory_errors'] and not report['panic']
+                and not report['reset'])
 
 
 def cmd_check(args):

@@ -83,9 +83,7 @@ def probe(args, name, postcopy):
     (t_a, left_a, sent_a, _, _), (t_b, left_b, sent_b, dirty, page) = (
         figures[0], figures[-1])
     span = max(t_b - t_a, 1e-3)
-    healthy = (health['host'] == 'A' and health['running']
-               and health['counter_advanced'] and not health['memory_errors']
-               and not health['panic'] and not health['reset'])
+    healthy = health['host'] == 'A' and health['healthy']
     return {'postcopy': postcopy, 'watched_s': args.watch,
             'samples': len(iterations), 'syncs': syncs,
             'last_iteration': iterations[-1] if iterations else None,

@@ -42,7 +42,8 @@ def recording(**changes):
                     'start_remaining': 256 * MIB, 'dirtied': 60 * MIB}],
         'samples': samples,
         'health': {'running': True, 'counter_advanced': True,
-                   'memory_errors': 0, 'panic': False, 'reset': False},
+                   'memory_errors': 0, 'panic': False, 'reset': False,
+                   'healthy': True},
     }
     data.update(changes)
     return data
