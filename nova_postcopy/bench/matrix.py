@@ -6,7 +6,9 @@ same thing on every size: ``heavy`` converges (it dirties at 60 % of the
 link), ``busy`` and ``hotcold`` dirty faster than the link carries data and
 never converge, ``phased`` alternates 10 s busy and quiet phases. The two
 outage workloads cut the link for 15 s in pre-copy: while the first pass
-runs, and just before it ends, where pass-based decisions are made.
+runs, and just before it ends, where pass-based decisions are made. (QEMU
+ends a pass once what is left fits its downtime target, 0.5 s of data by
+default: ``just before`` is 90 % of the time to that point.)
 """
 
 from nova_postcopy.sim import model
@@ -15,6 +17,7 @@ from nova_postcopy.sim import workload
 RAM_GIB = (1, 4, 16, 64, 256)
 LINK_GBPS = (1, 10, 25)
 OUTAGE_S = 15.0
+DOWNTIME_S = 0.5                # the default max downtime: a pass's tail
 
 
 def _bound_s(ram_gib, link_gbps, zero_pct):
@@ -37,8 +40,8 @@ def _classes(ram, link):
                         dirty_gbps=link * 3, pattern='hotcold'),
         'heavy+outage': dict(heavy, outage_at_s=round(0.3 * bound, 1),
                              outage_s=OUTAGE_S),
-        'busy+outage': dict(busy, outage_at_s=round(0.9 * bound, 1),
-                            outage_s=OUTAGE_S),
+        'busy+outage': dict(busy, outage_at_s=round(
+            0.9 * max(bound - DOWNTIME_S, 0.0), 1), outage_s=OUTAGE_S),
     }
 
 

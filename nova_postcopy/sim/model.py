@@ -4,12 +4,16 @@
 What it models, and why:
 
 * Passes. QEMU sends the pages of its dirty bitmap; pages the guest writes
-  meanwhile go to the dirty log. At the end of a pass QEMU syncs: the log
-  becomes the bitmap, ``memory_iteration`` (dirty-sync-count) grows, and if
-  what is now pending fits the switchover threshold (bandwidth x max
-  downtime) it stops the guest and completes. (QEMU syncs a little earlier,
-  once the bitmap is below the threshold; what is left then is mostly the
-  working set the log overlaps, so the model keeps the simpler rule.)
+  meanwhile go to the dirty log. Once the bitmap's estimate falls below the
+  switchover threshold (bandwidth x max downtime), QEMU syncs: the log is
+  merged into what is left of the bitmap, ``memory_iteration``
+  (dirty-sync-count) grows, and if what is now pending fits the threshold
+  it stops the guest and completes (``migration_iteration_run`` and
+  ``ram_state_pending_exact`` in QEMU 10.0's migration/migration.c and
+  ram.c). Syncing with the threshold's worth still unsent matters: the
+  lab's recordings show each later pass leaving less than the sweep wrote
+  during it, by what the next round had already sent when the tracker saw
+  the pass end; a sync at the bitmap's end left up to twice as much.
 * Unique dirtying. The log holds each page once: a guest writing D bytes/s
   over a working set W has ``W * (1 - exp(-written / W))`` bytes in it
   (two such sets for ``hotcold``; ``min(written, W)`` for a ``sweep``,
@@ -18,7 +22,11 @@ What it models, and why:
   said left 70 % of it). This is why the dirty rate libvirt
   reports (new pages per second between syncs) is below the write rate on
   long passes.
-* Zero pages are found in the first pass and cost no bandwidth.
+* Set-up. libvirt's job clock can start before QEMU's migration runs:
+  no page moves for the workload's ``setup_s`` (the lab's 40 QEMU 10.0
+  recordings: 0.36-0.60 s of job time, median 0.44, while QEMU's own
+  ``setup_time`` was 0-5 ms; the QEMU 11.1 demo traces show none).
+* Zero pages cost no bandwidth, and are found where the walk reaches them.
 * ``frequent`` sync: with post-copy enabled QEMU 11.1 syncs about ten times
   a second, so the counter races, and remaining data includes the log.
 * Link: bandwidth with per-second jitter; outages carry nothing.
@@ -45,11 +53,26 @@ GIB = units.GIB
 PAGE = stats.PAGE
 LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
 DEVICE_STATE_BYTES = 2 * units.MIB
-STOP_OVERHEAD_S = 0.005         # pausing vCPUs, starting the destination
+# Pausing vCPUs and starting the destination: the lab's capped recordings
+# stopped 7-14 ms longer than their data took at the veth's rate (6 of 7).
+STOP_OVERHEAD_S = 0.010
 FREQUENT_SYNC_S = stats.FREQUENT_SYNC_S
 SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
 QUIET_SHARE = 0.05              # dirty rate in a quiet phase of ``phased``
 PROBE_S = stats.PROBE_S
+ITERATE_S = 0.05                # QEMU's longest RAM iteration (MAX_WAIT)
+# From a cancel to libvirt's job end: QEMU stops sending at once, libvirt
+# then tears the destination down. The lab's 13 aborted recordings ended
+# 1.8-2.1 s after the abort was asked in 11 (twice 6-7 s).
+ABORT_WIND_DOWN_S = 1.9
+# QEMU finding zero pages: up to 627 MiB between two polls 0.1 s apart on
+# the lab's TCG guests, capped or not (40 recordings); at least this fast.
+ZERO_SCAN_BPS = 6 * GIB
+# With ``zeros=end``, RAM the walk finds after the zeros: Linux allocates
+# its early memory top-down, among it 64 bytes of struct page per 4 KiB
+# page (1.6 %). The lab's first passes left 4-16 MiB after the zeros, about
+# this share of 256-1024 MiB, and synced with it still to send.
+TOP_SHARE = 64 / 4096
 
 
 class MigrationModel(stats.JobStatsView):
@@ -79,6 +102,11 @@ class MigrationModel(stats.JobStatsView):
         self._next_tick = 0.0
         # Frequent sync: no convergence check can succeed before this.
         self._no_convergence_until = 0.0
+        self._last_sync = -math.inf
+        self._previous_log = 0.0    # distinct bytes the last sync logged
+        # Above the zeros at RAM's end: the guest kernel's page structures.
+        self._top = (min(TOP_SHARE * self.ram, self.nonzero - self.wss)
+                     if w.zeros == 'end' else 0.0)
 
         self.t = 0.0
         self.state = 'precopy'
@@ -146,12 +174,21 @@ class MigrationModel(stats.JobStatsView):
         A page can be in both (dirtied again before this pass reached it);
         the log's pages spread over the working set like the writes, so the
         share of them already in the bitmap is the share of the working set
-        the bitmap holds.
+        the bitmap holds. A sweep is the exception once a sync ran with
+        pages still unsent (``pass`` sync): those are the previous log's,
+        and a round writes a page once, so the new log meets them only
+        where the round wrapped (recording 34: after each sync the bitmap
+        grew by 93-103 % of what the sweep wrote since the last one).
         """
         log = self.unique(self.written)
         nonzero = self.bitmap - self.bitmap_zero
         if not self.wss or not log:
             return nonzero
+        if (self.workload.pattern == 'sweep' and self._previous_log
+                and self.workload.sync == 'pass'):
+            wrapped = max(self._previous_log + log - self.wss, 0.0)
+            shared = min(wrapped / self._previous_log, 1.0)
+            return nonzero + log - min(nonzero, log) * shared
         if self.sync_count == 1 and self.nonzero:
             in_wss = nonzero * self.wss / self.nonzero
         else:
@@ -188,7 +225,7 @@ class MigrationModel(stats.JobStatsView):
         return True
 
     def request_abort(self):
-        if self.state == 'precopy':
+        if self.state == 'precopy' and self.abort_at is None:
             self.abort_at = self.t + SWITCH_LATENCY_S
 
     def pause_guest(self):
@@ -217,6 +254,8 @@ class MigrationModel(stats.JobStatsView):
                 self._precopy(end)
             elif self.state == 'postcopy-paused':
                 self.t = end  # both halves wait for a resume
+            elif self.state == 'cancelling':
+                self._cancelling(end)
             elif self.state == 'stopped':
                 self._stopped(end)
             else:
@@ -237,8 +276,13 @@ class MigrationModel(stats.JobStatsView):
 
     def _precopy(self, end):
         if self.abort_at is not None and self.t >= self.abort_at - 1e-9:
-            self.state = 'aborted'
-            self.events.append((self.t, 'cancelled', None))
+            # Nothing moves any more; the job ends once libvirt is done.
+            self.state = 'cancelling'
+            self.finish_at = self.abort_at + ABORT_WIND_DOWN_S
+            return
+        if self.t < self.workload.setup_s - 1e-9:
+            # A switch asked meanwhile waits for the migration to run.
+            self.t = min(end, self.workload.setup_s)
             return
         if self.switch_at is not None and self.t >= self.switch_at - 1e-9:
             self._start_postcopy()
@@ -251,8 +295,7 @@ class MigrationModel(stats.JobStatsView):
         if frequent_check and gap <= 0:
             self._stop_and_copy()
             return
-        zero_share = self.bitmap_zero / self.bitmap if self.bitmap else 0.0
-        walk_rate = bandwidth / (1 - zero_share) if zero_share < 1 else 1e18
+        zero_share, walk_rate, stretch = self._walk(bandwidth)
         if frequent_check:
             # What is pending falls no faster than the walk, and the link's
             # rate and the threshold hold until the next tick: checks before
@@ -262,21 +305,64 @@ class MigrationModel(stats.JobStatsView):
             self._no_convergence_until = min(
                 self.t + FREQUENT_SYNC_S * max(steps, 0), self._next_tick)
         if bandwidth > 0:
-            end = min(end, self.t + self.bitmap / walk_rate)
+            # QEMU checks between iterations of up to ITERATE_S each; the
+            # bitmap's end ends an iteration (and a pass) early.
+            sync_in = max((self.bitmap - self._sync_at(threshold)) / walk_rate,
+                          self._last_sync + ITERATE_S - self.t)
+            if zero_share == 1.0:
+                # One iteration finds a whole run of zeros: they cost the
+                # rate limit next to nothing (recording 13: the bitmap fell
+                # from 54 to 7 MiB past a 32 MiB threshold before the sync).
+                sync_in = stretch / walk_rate
+            end = min(end, self.t + min(sync_in, stretch / walk_rate))
         dt = end - self.t
-        walked = min(walk_rate * dt, self.bitmap) if bandwidth else 0.0
+        walked = min(walk_rate * dt, stretch) if bandwidth else 0.0
         zero_walked = walked * zero_share
         self.bitmap -= walked
-        self.bitmap_zero -= zero_walked
+        self.bitmap_zero = max(self.bitmap_zero - zero_walked, 0.0)
         self.zero_pages += zero_walked / PAGE
         self.normal_bytes += walked - zero_walked
         self.sent += walked - zero_walked
         self.written += self.write_rate(self.t) * dt
         self.t = end
-        if bandwidth > 0 and self.bitmap <= 1:
+        due = (self.bitmap <= 1 or (
+            self.bitmap <= self._sync_at(threshold) + 1
+            and self.t >= self._last_sync + ITERATE_S - 1e-9))
+        if bandwidth > 0 and due:
             self._sync()
-            if self._pending() <= threshold:
+            if self._pending() <= threshold + 1:
                 self._stop_and_copy()
+
+    def _walk(self, bandwidth):
+        """(zero share, walk rate, bytes) of the bitmap walked next.
+
+        Zero pages cost no bandwidth. Spread through RAM, they speed the
+        whole walk up; at its end (``zeros=end``: RAM the guest never
+        touched, as on the lab, where a pass's last tenths of a second
+        find hundreds of MiB of them) the walk sends the rest first, then
+        finds them at the speed QEMU checks pages.
+        """
+        zero = self.bitmap_zero
+        if self.workload.zeros == 'end' and self.sync_count == 1:
+            # The first pass: the pages below the zeros, the zeros, then
+            # the kernel's own pages at the top of RAM.
+            below = self.bitmap - zero - self._top
+            if below > 1:
+                return 0.0, bandwidth, below
+            if zero >= 1:
+                return 1.0, ZERO_SCAN_BPS, zero
+            return 0.0, bandwidth, self.bitmap
+        if self.workload.zeros == 'end' and zero >= 1:
+            # After a sync the walk goes on where it was, in the zeros,
+            # before it wraps round to the log's pages.
+            return 1.0, ZERO_SCAN_BPS, zero
+        share = zero / self.bitmap if self.bitmap else 0.0
+        rate = bandwidth / (1 - share) if share < 1 else 1e18
+        return share, rate, self.bitmap
+
+    def _sync_at(self, threshold):
+        """Bitmap left when QEMU syncs; frequent sync needs no pass end."""
+        return threshold if self.workload.sync == 'pass' else 0.0
 
     def _pending(self):
         return (self.dirty_unsent() + self.bitmap_zero
@@ -288,21 +374,35 @@ class MigrationModel(stats.JobStatsView):
             self._sync()
         self.state = 'stopped'
         self.stop_at = self.t
+        # Zero pages still in the bitmap are found, not sent.
+        zero = self.bitmap_zero
+        self.zero_pages += zero / PAGE
+        self.bitmap -= self.bitmap_zero
+        self.bitmap_zero = 0.0
         self.complete_pending = self.bitmap
         bandwidth = (self.uncapped or self.bandwidth(self.t)
                      or self.link)
         self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
-            self.bitmap + DEVICE_STATE_BYTES) / bandwidth
+            self.bitmap + DEVICE_STATE_BYTES) / bandwidth + (
+            zero / ZERO_SCAN_BPS)
 
     def _sync(self):
-        new = self.unique(self.written)
+        if self.workload.sync == 'pass':
+            # The log's pages still in the bitmap are sent once; zero pages
+            # not reached yet stay in it, to be found when walked.
+            new = self.dirty_unsent() - (self.bitmap - self.bitmap_zero)
+            self.bitmap += new
+            self._previous_log = self.unique(self.written)
+        else:
+            new = self.unique(self.written)
+            # Zero pages are only in the first bitmap and cost nothing.
+            self.zero_pages += self.bitmap_zero / PAGE
+            self.bitmap += new - self.bitmap_zero
+            self.bitmap_zero = 0.0
         self.resent += new
-        # Zero pages are only in the first bitmap and cost nothing to send.
-        self.zero_pages += self.bitmap_zero / PAGE
-        self.bitmap += new - self.bitmap_zero
-        self.bitmap_zero = 0.0
         self.written = 0.0
         self.sync_count += 1
+        self._last_sync = self.t
         if self.workload.sync == 'pass':
             self.events.append((self.t, 'iteration', self.job_stats()))
         self._rate_pages += new / PAGE
@@ -311,6 +411,14 @@ class MigrationModel(stats.JobStatsView):
                 self.t - self._rate_since)
             self._rate_pages = 0.0
             self._rate_since = self.t
+
+    def _cancelling(self, end):
+        if end >= self.finish_at - 1e-9:
+            self.t = self.finish_at
+            self.state = 'aborted'
+            self.events.append((self.t, 'cancelled', None))
+            return
+        self.t = end
 
     def _stopped(self, end):
         if self.finish_at is not None and end >= self.finish_at - 1e-9:

@@ -37,6 +37,9 @@ class JobStatsView:
         """``virDomainGetJobStats`` of the running job, or None once over."""
         if self.finished:
             return None
+        if self.t < self.workload.setup_s:
+            # libvirt answers with zeros until QEMU's migration runs.
+            return {'type': 2, 'time_elapsed': int(self.t * 1000)}
         remaining = int(self.remaining())
         if self.workload.sync == 'frequent' and self.wss:
             # Syncs every 0.1 s see nearly every write land on a clean page.

@@ -6,6 +6,7 @@ import math
 
 PATTERNS = ('steady', 'phased', 'hotcold', 'sweep')
 SYNC_MODES = ('pass', 'frequent')
+ZERO_LAYOUTS = ('spread', 'end')
 # How each QEMU syncs its dirty bitmap during the first pass once post-copy
 # is enabled (every migration the bench runs), measured on the lab by
 # tools/lab/sync_probe.py, 2026-12-02: QEMU 10.0.13 (libvirt 11.3 and
@@ -40,6 +41,9 @@ class Workload:
         ``sweep`` (each page once per round, as the lab's dirtier writes,
         sequentially or in its scattered order).
     :param zero_pct: share of RAM never touched (zero pages).
+    :param zeros: where they lie: ``spread`` through RAM, or at its ``end``
+        (RAM a guest never reached, as on the lab's guests): the walk then
+        sends every other page before it finds them.
     :param outage_at_s: job time at which the link stops carrying data.
     :param outage_s: how long it carries nothing.
     :param rtt_ms: round-trip time of the link.
@@ -47,6 +51,8 @@ class Workload:
         bandwidth cap set on the migration (libvirt ``bandwidth``): QEMU
         lifts the cap for the stop-and-copy, and post-copy without
         ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
+    :param setup_s: job time before QEMU's migration sends its first page
+        (libvirt's job clock runs from its own start).
     :param sync: ``pass`` (dirty bitmap synced once per pass, as QEMU
         10.0 does, and both measured QEMUs without post-copy) or
         ``frequent`` (about ten syncs a second, as QEMU 11.1 does once
@@ -60,11 +66,13 @@ class Workload:
     dirty_gbps: float = 0.0
     pattern: str = 'steady'
     zero_pct: float = 0.0
+    zeros: str = 'spread'
     outage_at_s: float = 0.0
     outage_s: float = 0.0
     rtt_ms: float = 0.2
     uncapped_gbps: float = 0.0
     phase_s: float = 10.0
+    setup_s: float = 0.0
     sync: str = 'pass'
     seed: int = 1
     name: str = ''
@@ -97,12 +105,17 @@ class Workload:
             problems.append('dirty_gbps > 0 needs a working set (wss_gib)')
         if self.pattern not in PATTERNS:
             problems.append('pattern must be one of %s' % ', '.join(PATTERNS))
+        if self.zeros not in ZERO_LAYOUTS:
+            problems.append('zeros must be one of %s'
+                            % ', '.join(ZERO_LAYOUTS))
         if self.sync not in SYNC_MODES:
             problems.append('sync must be one of %s' % ', '.join(SYNC_MODES))
         if self.outage_at_s < 0 or self.outage_s < 0:
             problems.append('outage_at_s and outage_s must be >= 0')
         if self.rtt_ms < 0 or self.phase_s <= 0:
             problems.append('rtt_ms must be >= 0 and phase_s > 0')
+        if self.setup_s < 0:
+            problems.append('setup_s must be >= 0')
         if self.uncapped_gbps < 0:
             problems.append('uncapped_gbps must be >= 0')
         if problems:
