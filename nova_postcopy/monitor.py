@@ -103,7 +103,7 @@ class MigrationMonitor:
 
     def run(self, job):
         started = self.clock.now()
-        tracker = progress_mod.ProgressTracker()
+        tracker = progress_mod.ProgressTracker(self.context.max_downtime_ms)
         outcome = Outcome(result='unfinished', total_s=0.0)
         if self.set_downtime:
             job.set_max_downtime(self.context.max_downtime_ms)
@@ -235,6 +235,7 @@ class MigrationMonitor:
             outcome.switch_at_s = tracker.elapsed_s
         elif action is Action.SET_DOWNTIME:
             job.set_max_downtime(decision.downtime_ms)
+            tracker.max_downtime_ms = decision.downtime_ms
         elif action in (Action.ABORT, Action.PAUSE):
             try:
                 job.abort() if action is Action.ABORT else job.pause()

@@ -13,7 +13,13 @@ times a second (measured on the lab, ``tools/lab/sync_probe.py``; QEMU
 10.0 syncs once per pass, as both do without post-copy), and the counter
 then says nothing about completed passes. A pass is complete when the
 counter moved *and* the pages walked since the pass began (sent, or found
-to be zero) add up to what was dirty when it began.
+to be zero) add up to what was dirty when it began, less what QEMU still
+had to walk when it synced: syncing once per pass, it syncs as soon as
+what is left falls below its switchover threshold (bandwidth x max
+downtime; ``migration_iteration_run`` in QEMU 10.0's migration.c), so the
+pass it began is over for QEMU with up to that much unwalked. The lab's
+recordings saw each pass end that way; waiting for the walk to finish
+saw it about max-downtime seconds late.
 
 The same re-syncs make ``memory_remaining`` include the dirty log: it
 then falls only by what pre-copy sends beyond what the guest dirties, so
@@ -30,6 +36,9 @@ from nova_postcopy import units
 # Fraction of a pass's starting data that may still be unwalked when the
 # counter says the pass ended; covers rounding between polls.
 PASS_TOLERANCE = 0.02
+# QEMU's threshold is its own bandwidth sample (100 ms) times the downtime
+# limit; the tracker's bandwidth is a 1 s average: allow for the gap.
+SYNC_REST_MARGIN = 1.5
 # Movement is judged over at least this much job time: QEMU's counters
 # advance in bursts, and samples taken at pass ends can be 0.1 s apart.
 RATE_WINDOW_S = 1.0
@@ -109,9 +118,11 @@ class Sample:
 class Pass:
     """A completed pass over the pages that were dirty when it began.
 
-    ``dirtied`` is what the guest dirtied while the pass ran, the data the
-    next pass starts with; ``duration_s`` and ``dirtied`` are one point of
-    the guest's "unique bytes dirtied in an interval" curve.
+    ``dirtied`` is the data the next pass starts with: what the guest
+    dirtied while the pass ran, and ``unwalked``, what QEMU still had to
+    walk when it synced (it syncs once what is left fits its threshold).
+    ``duration_s`` and :attr:`new` are one point of the guest's "unique
+    bytes dirtied in an interval" curve.
     """
 
     number: int
@@ -119,14 +130,20 @@ class Pass:
     end_s: float
     start_remaining: int
     dirtied: int
+    unwalked: int = 0
 
     @property
     def duration_s(self):
         return max(self.end_s - self.start_s, 1e-3)
 
     @property
+    def new(self):
+        """Bytes the guest dirtied during the pass."""
+        return max(self.dirtied - self.unwalked, 0)
+
+    @property
     def dirty_rate(self):
-        return self.dirtied / self.duration_s
+        return self.new / self.duration_s
 
 
 class ProgressTracker:
@@ -136,8 +153,10 @@ class ProgressTracker:
     no clock: time is the job's own ``time_elapsed``.
     """
 
-    def __init__(self):
+    def __init__(self, max_downtime_ms=None):
         self.sample = None
+        # None: the threshold is unknown and a pass ends only once walked.
+        self.max_downtime_ms = max_downtime_ms
         self.passes = []
         self.pass_completed = False
         self.bandwidth = 0.0
@@ -226,7 +245,7 @@ class ProgressTracker:
             return self
         self._update_rates(sample)
         if not self._postcopy:
-            self._update_pass(sample)
+            self._update_pass(previous, sample)
         return self
 
     def _update_rates(self, sample):
@@ -252,12 +271,17 @@ class ProgressTracker:
                 self._stall_end_s = now
         self.healthy_for_s = now - self._stall_end_s
 
-    def _update_pass(self, sample):
+    def _update_pass(self, previous, sample):
         if (sample.memory_iteration
                 >= self._pass_start_iteration + RESYNCS_PER_PASS):
             self._resyncs = True
         walked = sample.walked_bytes - self._pass_start_walked
         needed = (1 - PASS_TOLERANCE) * self._pass_start_remaining
+        if self.max_downtime_ms is not None and not self._resyncs:
+            # Left unwalked at the sync: QEMU's threshold at most.
+            threshold = (SYNC_REST_MARGIN * self.bandwidth
+                         * self.max_downtime_ms / 1000.0)
+            needed -= min(previous.memory_remaining, threshold)
         counter_moved = (sample.memory_iteration == 0
                          or sample.memory_iteration
                          > self._pass_start_iteration)
@@ -275,7 +299,8 @@ class ProgressTracker:
             start_s=self._pass_start_s,
             end_s=end_s,
             start_remaining=self._pass_start_remaining,
-            dirtied=next_remaining))
+            dirtied=next_remaining,
+            unwalked=int(max(self._pass_start_remaining - walked, 0))))
         self.pass_completed = True
         self._pass_start_s = end_s
         self._pass_start_remaining = next_remaining

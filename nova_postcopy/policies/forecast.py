@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Switch when pre-copy cannot converge in its budget, never while it can.
 
-What a pass leaves for the next one is u(T): the distinct bytes the guest
-dirties in the T seconds the pass takes. A guest writing D bytes/s over a
+What a pass leaves for the next one is what QEMU had not walked when it
+synced plus u(T): the distinct bytes the guest dirties in the T seconds the
+pass takes. QEMU syncs once what is left falls below its threshold X
+(bandwidth x downtime target) and completes if what is pending then is
+below X (``migration_iteration_run``, QEMU 10.0): a pass walks R - X and
+leaves X + u((R - X) / bandwidth), less the writes that landed on the
+unwalked X, which were dirty already. A guest writing D bytes/s over a
 working set of W bytes dirties u(T) = W * (1 - exp(-D * T / W)): linear for
 short passes, saturating at W for long ones. Two measured points of u pin
-down W and D, and projecting passes R' = u(R / bandwidth) says when
-pre-copy gets below the downtime target, or that it never does (a fixed
-point above the target: D above the bandwidth and W above the target).
+down W and D, and projecting the excess over X pass by pass says when it
+falls within one of QEMU's iterations, or that it never does.
 
 The points are the last two passes when their lengths differ; else the
 last pass and QEMU's dirty-rate sampler (``calc-dirty-rate``: distinct
@@ -47,6 +51,9 @@ MAX_PROJECTED_PASSES = 1000
 DISTINCT_DURATIONS = 0.9
 PROBE_S = 1.0
 STUCK_PASSES = 3
+# QEMU checks its threshold between RAM iterations of up to 50 ms (MAX_WAIT
+# in migration/ram.c): an excess it walks within one is the last.
+QEMU_ITERATION_S = 0.05
 
 
 class ForecastPolicy(base.SwitchPolicy):
@@ -120,7 +127,9 @@ def intervals(passes, probe_rate):
     and the 1 s dirty-rate sample (taken at the start, so only a stand-in
     for the present).
     """
-    points = [Interval(p.duration_s, p.dirtied) for p in passes[-2:]]
+    # What a pass left less what QEMU had not walked when it synced: the
+    # guest dirtied only the rest.
+    points = [Interval(p.duration_s, p.new) for p in passes[-2:]]
     if len(points) == 2 and _distinct(points):
         return points
     if probe_rate > 0:
@@ -242,12 +251,13 @@ def project(points, remaining, start_s, bandwidth, downtime_s, margin):
         return None, evidence
     at = start_s
     for _ in range(MAX_PROJECTED_PASSES):
-        if remaining <= target:
+        excess = remaining - target
+        if excess <= bandwidth * QEMU_ITERATION_S:
             return at, evidence
-        duration = remaining / bandwidth
+        duration = excess / bandwidth
         following = (1 - margin) * dirtied(duration)
-        if following >= remaining * 0.999:
+        if following >= excess * 0.999:
             return None, evidence
         at += duration
-        remaining = following
+        remaining = target + following
     return None, evidence

@@ -222,6 +222,49 @@ class TestForecast(base.TestCase):
         self.assertLess(outcome.switch_at_s, 1.05 * outcome.bound_s)
 
 
+class TestForecastOfQemuThreshold(base.TestCase):
+    """QEMU 10.0 syncs with its threshold's worth still to walk."""
+
+    def test_what_qemu_had_not_walked_is_not_dirtying(self):
+        # A pass of 1.1 s that left 132 MiB, 56 MiB of which QEMU had not
+        # walked when it synced (a 1 Gbit/s link, 500 ms target): the guest
+        # dirtied 76 MiB, 69 MiB/s, and pre-copy converges.
+        done = progress.Pass(number=4, start_s=46.0, end_s=47.1,
+                             start_remaining=188 * MIB, dirtied=132 * MIB,
+                             unwalked=56 * MIB)
+        earlier = progress.Pass(number=3, start_s=44.0, end_s=46.0,
+                                start_remaining=300 * MIB,
+                                dirtied=188 * MIB, unwalked=56 * MIB)
+        points = forecast.intervals([earlier, done], 0.0)
+        self.assertEqual(76 * MIB, points[-1].dirtied)
+        converge_at, why = forecast.project(
+            points, done.dirtied, done.end_s, 117 * MIB, 0.5, 0.0)
+        self.assertIsNotNone(converge_at, why)
+        # Read as dirtying, the same pass looked like a fixed point.
+        converge_at, why = forecast.project(
+            [forecast.Interval(2.0, 188 * MIB),
+             forecast.Interval(1.1, 132 * MIB)],
+            done.dirtied, done.end_s, 117 * MIB, 0.5, 0.0)
+        self.assertIsNone(converge_at)
+
+    def test_the_excess_over_the_threshold_must_shrink(self):
+        # Dirtying at 1.2x the link: each pass walks the excess over the
+        # threshold and leaves more of it. Never converges, however close
+        # the data left is to the threshold.
+        points = [forecast.Interval(1.0, 1.2 * GIB),
+                  forecast.Interval(4.0, 4.8 * GIB)]
+        converge_at, _ = forecast.project(points, 0.6 * GIB, 10.0, GIB,
+                                          0.5, 0.0)
+        self.assertIsNone(converge_at)
+        # At 0.6x it shrinks until one QEMU iteration walks it.
+        points = [forecast.Interval(1.0, 0.6 * GIB),
+                  forecast.Interval(4.0, 2.4 * GIB)]
+        converge_at, _ = forecast.project(points, 2.5 * GIB, 10.0, GIB,
+                                          0.5, 0.0)
+        self.assertGreater(converge_at, 10.0 + 2.0)
+        self.assertLess(converge_at, 10.0 + 2.0 / (1 - 0.6) + 0.1)
+
+
 def simulate(spec, policy, reasons):
     """Run one policy on a simulated guest; collect its reasons."""
     guest = workload.Workload.parse(spec)

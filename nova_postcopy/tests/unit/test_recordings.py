@@ -17,14 +17,21 @@ MIB = units.MIB
 def recording(**changes):
     """A small pre-copy recording as tools/lab/soak --record keeps it."""
     samples = []
-    for tenth in range(1, 201):
+    for tenth in range(1, 101):
         t = tenth / 10.0
-        # Half of RAM is zero pages: the first pass walks it in 8 s.
-        walked = min(int(t * 32 * MIB), 256 * MIB)
+        # Half of RAM is zero pages: the first pass walks it in 8 s; then
+        # the next sends the 60 MiB it left, in 3.75 s.
+        sent = int(t * 16 * MIB)
+        zero = min(sent, 128 * MIB)
+        later = max(t - 8.0, 0.0)
+        remaining = (256 * MIB - sent - zero if t < 8.0 else
+                     int(60 * MIB - 16 * MIB * (later % 3.75)))
         samples.append({
             'time_elapsed_s': t, 'memory_total': 256 * MIB,
-            'memory_remaining': 256 * MIB - walked,
-            'memory_constant': walked // 2 // 4096,
+            'memory_remaining': remaining,
+            'memory_iteration': 1 + (t >= 8.0) + int(later // 3.75),
+            'memory_processed': sent, 'memory_normal_bytes': sent,
+            'memory_constant': zero // 4096,
             'memory_bps': 16 * MIB, 'postcopy_requests': 0})
     data = {
         'shape': {'ram_mib': 256, 'wss_mib': 64, 'dirty_mibs': 32,
@@ -36,7 +43,7 @@ def recording(**changes):
         'config': '[postcopy]\nprecopy_timeout_max = 20\n'
                   'poll_interval = 0.1\n',
         'plan': 'post-copy not allowed: pre-copy only asked',
-        'budget_s': 20.0, 'result': 'aborted', 'total_s': 20.0,
+        'budget_s': 20.0, 'result': 'aborted', 'total_s': 22.0,
         'switch_at_s': None, 'downtime_ms': None, 'postcopy_s': 0.0,
         'passes': [{'number': 1, 'start_s': 0.0, 'end_s': 8.0,
                     'start_remaining': 256 * MIB, 'dirtied': 60 * MIB}],
@@ -64,12 +71,26 @@ class TestWorkloadOf(base.TestCase):
         self.assertEqual(recordings.VETH_GBPS, guest.uncapped_gbps)
         self.assertEqual('pass', guest.sync)
 
-    def test_uncapped_is_what_precopy_moved(self):
-        guest = recordings.workload_of(recording(shape=dict(
-            recording()['shape'], link_mibs=0)))
-        self.assertAlmostEqual(16 * MIB * 8 / 1e9 / model.LINK_EFFICIENCY,
-                               guest.link_gbps)
-        self.assertEqual(0.0, guest.uncapped_gbps)
+    def test_the_link_is_what_precopy_moved_capped_or_not(self):
+        # QEMU's cap lets through a little more than asked (16.28 MiB/s for
+        # 16 on the lab): the model's link is what QEMU said it moved.
+        for cap in (0, 16):
+            data = recording(shape=dict(recording()['shape'], link_mibs=cap))
+            for sample in data['samples']:
+                sample['memory_bps'] = 16.28 * MIB
+            guest = recordings.workload_of(data)
+            self.assertAlmostEqual(
+                16.28 * MIB * 8 / 1e9 / model.LINK_EFFICIENCY,
+                guest.link_gbps)
+            self.assertEqual(recordings.VETH_GBPS, guest.uncapped_gbps)
+            self.assertEqual('end', guest.zeros)
+
+    def test_set_up_lasts_until_qemu_reports_its_first_pass(self):
+        data = recording()
+        for sample in data['samples'][:4]:
+            sample.update(memory_iteration=0, memory_remaining=0)
+        self.assertEqual(0.5, recordings.workload_of(data).setup_s)
+        self.assertEqual(0.1, recordings.workload_of(recording()).setup_s)
 
     def test_qemu_11_1_syncs_frequently(self):
         guest = recordings.workload_of(recording(hosts=[
@@ -92,17 +113,28 @@ class TestCompare(base.TestCase):
     def test_a_recording_and_its_twin(self):
         data = recording()
         outcome = recordings.simulate(self.conf, data)
-        checks = {c.metric: c for c in recordings.compare(data, outcome)}
+        checks = {c.metric: c for c in recordings.compare(data, outcome,
+                                                          500)}
         self.assertEqual('aborted', outcome.result)
         self.assertTrue(checks['result'].ok)
         self.assertTrue(checks['total s'].ok, checks['total s'])
         self.assertIn('pass 1 end s', checks)
         self.assertIn('pass 1 left MiB', checks)
 
+    def test_passes_are_read_again_from_the_samples(self):
+        # The report's passes are the tracker's of the day; the samples
+        # decide, read as the simulated twin's are.
+        data = recording(passes=[])
+        checks = {c.metric: c for c in recordings.replay(self.conf, data)}
+        self.assertIn('pass 1 end s', checks)
+        self.assertTrue(checks['pass 1 end s'].ok, checks['pass 1 end s'])
+        passes = recordings.measured_passes(data, 500)
+        self.assertAlmostEqual(8.0, passes[0].end_s, delta=0.11)
+        self.assertAlmostEqual(60 * MIB, passes[0].dirtied, delta=2 * MIB)
+
     def test_a_wrong_measurement_is_outside(self):
         data = recording(total_s=40.0)
-        checks = {c.metric: c for c in recordings.compare(
-            data, recordings.simulate(self.conf, data))}
+        checks = {c.metric: c for c in recordings.replay(self.conf, data)}
         self.assertFalse(checks['total s'].ok)
 
     def test_the_command_prints_each_and_the_share(self):
@@ -111,7 +143,7 @@ class TestCompare(base.TestCase):
                 with open(os.path.join(directory, name + '.json'),
                           'w') as handle:
                     json.dump(recording(total_s=40.0 if name == 'two'
-                                        else 20.0), handle)
+                                        else 22.0), handle)
             code, out, _ = self.run_main(bench.main, '--recordings',
                                          directory)
         self.assertEqual(0, code)
@@ -128,13 +160,14 @@ class TestCompare(base.TestCase):
 class TestLabRecordings(base.TestCase):
     """The recordings committed as test data (tools/lab/soak --plan record).
 
-    Issue #14 wants 90 % of them within the tolerances; the simulator is not
-    calibrated on them yet (see the benchmark guide), so this holds the
-    share reached when they were recorded and fails if a change lowers it.
+    Issue #14 wants 90 % of them within the tolerances; the simulator is
+    calibrated on them only in part (the benchmark guide names what is left
+    and why), so this holds the share reached and fails if a change lowers
+    it.
     """
 
     DATA = os.path.join(os.path.dirname(__file__), 'data', 'lab_recordings')
-    AGREE_AT_LEAST = 14  # of 40, 2026-12-03
+    AGREE_AT_LEAST = 18  # of 40, 2026-12-03
 
     def setUp(self):
         super().setUp()
@@ -166,7 +199,6 @@ class TestLabRecordings(base.TestCase):
 
     def test_agreement_does_not_fall(self):
         agree = [name for name, data in self.recorded
-                 if all(c.ok for c in recordings.compare(
-                     data, recordings.simulate(self.conf, data)))]
+                 if all(c.ok for c in recordings.replay(self.conf, data))]
         self.assertGreaterEqual(len(agree), self.AGREE_AT_LEAST,
                                 'agree: %s' % agree)
