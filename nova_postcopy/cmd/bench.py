@@ -81,10 +81,9 @@ def parse_args(argv, conf):
         'each phased guest that the default chain switches, against its '
         'steady twin held until their figures differ')
     args = parser.parse_args(argv)
-    if args.twins and (args.policy or args.check or args.rows
-                       or args.rst):
+    if args.twins and (args.policy or args.check or args.rows):
         parser.error('--twins runs the default chain and its anchors '
-                     'only; drop --policy, --check, --rows and --rst')
+                     'only; drop --policy, --check and --rows')
     if args.recordings and (args.twins or args.policy or args.check
                             or args.workload or args.rst or args.qemu):
         parser.error('--recordings replays each recording with its own '
@@ -146,7 +145,7 @@ def main(argv=None):
     workloads = args.workloads
     started = time.process_time()
     if args.twins:
-        _twins(conf, workloads, args.json, started)
+        _twins(conf, workloads, args.json, args.rst, started)
         return 0
     if args.recordings:
         return _recordings(conf, args.recordings, args.json, started)
@@ -177,9 +176,12 @@ def main(argv=None):
     return 1 if args.check and not all(ok for *_, ok in targets) else 0
 
 
-def _twins(conf, workloads, as_json, started):
+def _twins(conf, workloads, as_json, as_rst, started):
     result = twins_mod.bound(conf, workloads)
     cpu_s = time.process_time() - started
+    words = ('With no unneeded switch: at least %s with the other workloads '
+             'as today, at least %s whatever they cost' % (
+                 result.p95_lowest, result.p95_floor))
     if as_json:
         json.dump({'twins': [dict(t.__dict__,
                                   default_ratio=round(t.default_ratio, 4),
@@ -191,6 +193,19 @@ def _twins(conf, workloads, as_json, started):
                    'cpu_s': round(cpu_s, 2)}, sys.stdout, indent=1)
         print()
         return
+    if as_rst:
+        print('%s, %.0f s of CPU:\n' % (modelled(workloads), cpu_s))
+        print(_rst_table(
+            ['steady twin of', 'apart at s', 'first-pass s', 'default s',
+             'held s', 'default vs-1st', 'held vs-1st'],
+            [[t.phased, '-' if t.told_apart_s is None
+              else '%.1f' % t.told_apart_s, '%.1f' % t.first_pass_s,
+              '%.1f' % t.default_s, '%.1f' % t.held_s,
+              '%.2f' % t.default_ratio, '%.2f' % t.held_ratio]
+             for t in result.twins]))
+        print('\n``vs-1st p95`` of the default chain: %s. %s.' % (
+            result.p95_today, words))
+        return
     print('%-28s %9s %10s %9s %9s %7s %7s' % (
         'steady twin of', 'apart at', 'first-pass', 'default', 'held',
         'default', 'held'))
@@ -201,10 +216,8 @@ def _twins(conf, workloads, as_json, started):
             t.phased[:28], '-' if t.told_apart_s is None
             else '%.1f' % t.told_apart_s, t.first_pass_s, t.default_s,
             t.held_s, t.default_ratio, t.held_ratio))
-    print('\nvs-1st p95 of the default chain: %s. With no unneeded switch: '
-          'at least %s with the other workloads as today, at least %s '
-          'whatever they cost (%.1f s of CPU).' % (
-              result.p95_today, result.p95_lowest, result.p95_floor, cpu_s))
+    print('\nvs-1st p95 of the default chain: %s. %s (%.1f s of CPU).' % (
+        result.p95_today, words, cpu_s))
 
 
 def _recordings(conf, directory, as_json, started):
@@ -298,13 +311,8 @@ RST_COLUMNS = tuple(column for column in COLUMNS if column[0] in (
     'postcopy_requests_p50'))
 
 
-def _print_rst(summary, workloads, cpu_s, targets):
-    titles = ['policy'] + [title for _, title, _ in RST_COLUMNS]
-    rows = []
-    for name, stats in summary.items():
-        rows.append([name] + [
-            '-' if stats[key] is None else fmt.format(stats[key])
-            for key, _, fmt in RST_COLUMNS])
+def _rst_table(titles, rows):
+    """A simple reStructuredText table, every cell under its column."""
     widths = [max(len(cell) for cell in column)
               for column in zip(titles, *rows)]
     rule = '  '.join('=' * width for width in widths)
@@ -313,10 +321,20 @@ def _print_rst(summary, workloads, cpu_s, targets):
         return '  '.join(cell.ljust(width)
                          for cell, width in zip(cells, widths)).rstrip()
 
+    return '\n'.join([rule, line(titles), rule] + [line(r) for r in rows]
+                     + [rule])
+
+
+def _print_rst(summary, workloads, cpu_s, targets):
+    titles = ['policy'] + [title for _, title, _ in RST_COLUMNS]
+    rows = []
+    for name, stats in summary.items():
+        rows.append([name] + [
+            '-' if stats[key] is None else fmt.format(stats[key])
+            for key, _, fmt in RST_COLUMNS])
     print('%s, %d workloads per policy, %.0f s of CPU:\n' % (
         modelled(workloads), len(workloads), cpu_s))
-    print('\n'.join([rule, line(titles), rule] + [line(r) for r in rows]
-                    + [rule]))
+    print(_rst_table(titles, rows))
     if targets:
         print('\nTargets of the default chain: %s.' % '; '.join(
             '``%s`` %s (wanted %s): %s' % (metric, value, wanted,
