@@ -27,7 +27,9 @@ How a recording becomes a workload, and why:
   post-copy (VETH_GBPS: the capped runs' last 28-33 MiB went in 28-39 ms,
   less the stop's fixed cost, and post-copy pushed 30-724 MiB in
   0.07-0.55 s);
-* libvirt's set-up is the job time before QEMU reported its first pass.
+* libvirt's set-up is the job time before QEMU reported its first pass;
+* a run with a cap is ``capped``: QEMU enforces it in 100 ms windows,
+  which decide when it checks its threshold and what libvirt reads.
 
 The recorded passes are read again from the samples by today's tracker,
 the one that reads the simulated twin's: the two are compared alike.
@@ -147,6 +149,7 @@ def workload_of(recording):
         wss_gib=shape['wss_mib'] / 1024.0,
         dirty_gbps=_gbps(guest_rate(recording)),
         zero_pct=100.0 * zero_share(recording), uncapped_gbps=VETH_GBPS,
+        capped=bool(shape['link_mibs']),
         pattern='sweep', zeros='end', setup_s=setup_of(recording),
         # Both QEMUs measured sync once per pass without post-copy.
         sync=(workload_mod.QEMU_SYNC[version] if postcopy_allowed(recording)

@@ -51,6 +51,10 @@ class Workload:
         bandwidth cap set on the migration (libvirt ``bandwidth``): QEMU
         lifts the cap for the stop-and-copy, and post-copy without
         ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
+    :param capped: ``link_gbps`` is a bandwidth cap QEMU enforces
+        (libvirt's ``bandwidth``), in 100 ms windows: it checks its
+        threshold at window starts only and sends each window's share at
+        once. Not a cap: the link's own speed, checked every iteration.
     :param setup_s: job time before QEMU's migration sends its first page
         (libvirt's job clock runs from its own start).
     :param sync: ``pass`` (dirty bitmap synced once per pass, as QEMU
@@ -71,6 +75,7 @@ class Workload:
     outage_s: float = 0.0
     rtt_ms: float = 0.2
     uncapped_gbps: float = 0.0
+    capped: bool = False
     phase_s: float = 10.0
     setup_s: float = 0.0
     sync: str = 'pass'
@@ -157,13 +162,24 @@ class Workload:
             kind = type(fields[key].default) if key not in (
                 'ram_gib', 'link_gbps') else float
             try:
-                values[key] = kind(raw.strip())
+                values[key] = (_boolean(raw) if kind is bool
+                               else kind(raw.strip()))
             except ValueError:
-                raise InvalidWorkload('%s=%r is not a %s'
-                                      % (key, raw, kind.__name__)) from None
+                raise InvalidWorkload('%s=%r is not %s' % (
+                    key, raw, 'true or false' if kind is bool
+                    else 'a ' + kind.__name__)) from None
         missing = [key for key in ('ram_gib', 'link_gbps')
                    if key not in values]
         if missing:
             raise InvalidWorkload('workload %r lacks %s'
                                   % (spec, ', '.join(missing)))
         return cls(**dict(defaults, **values))
+
+
+def _boolean(raw):
+    words = {'true': True, 'yes': True, '1': True,
+             'false': False, 'no': False, '0': False}
+    try:
+        return words[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None

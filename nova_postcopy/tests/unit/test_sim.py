@@ -210,6 +210,82 @@ class TestQemuTen(base.TestCase):
         self.assertAlmostEqual(50 + 200 - 50 * 88 / 400.0,
                                unsent('sweep', 400 * mib, 200 * mib))
 
+    def test_a_capped_qemu_checks_at_window_starts_and_sends_at_once(self):
+        # Capped, QEMU checks its threshold as each 100 ms window starts,
+        # sends the window's share, and sleeps out the rest: every sync
+        # lies on the window grid, and libvirt reads the pass's first
+        # figures after the share went. Uncapped, it checks every
+        # iteration: the syncs fall anywhere.
+        spec = ('ram_gib=0.25,link_gbps=0.1,wss_gib=0.05,dirty_gbps=0.03,'
+                'setup_s=0.43')
+
+        def iterations(sim):
+            sim.advance_to(60.0)
+            return [(t, stats) for t, kind, stats in sim.events
+                    if kind == 'iteration']
+
+        capped = model.MigrationModel(workload.Workload.parse(
+            spec + ',capped=true'))
+        found = iterations(capped)
+        self.assertGreater(len(found), 2)
+        for t, _ in found:
+            windows = (t - 0.43) / model.WINDOW_S
+            self.assertAlmostEqual(round(windows), windows, delta=1e-6)
+        uncapped = iterations(model.MigrationModel(
+            workload.Workload.parse(spec)))
+        self.assertTrue(any(
+            abs((t - 0.43) / model.WINDOW_S
+                - round((t - 0.43) / model.WINDOW_S)) > 0.01
+            for t, _ in uncapped))
+        # The share: a tenth of a second of the link, read with the pass.
+        t, stats = found[1]
+        replay = model.MigrationModel(workload.Workload.parse(
+            spec + ',capped=true'))
+        replay.advance_to(t - 0.05)
+        share = replay.link * model.WINDOW_S
+        self.assertAlmostEqual(replay.sent + replay.link * 0.05 + share,
+                               stats['memory_processed'], delta=0.1 * share)
+        # Nothing more moves until the window is over.
+        replay.advance_to(t + 0.09)
+        self.assertEqual(stats['memory_processed'], int(replay.sent))
+
+    def test_a_run_of_zeros_ends_with_a_check_even_capped(self):
+        # Finding zeros costs the cap nothing; the iterations that find
+        # them end on QEMU's time limit, and it checks as the run ends:
+        # the first pass syncs with the kernel's pages at the top unsent.
+        sim = model.MigrationModel(workload.Workload.parse(
+            'ram_gib=1,link_gbps=0.5,zero_pct=50,zeros=end,capped=true,'
+            'wss_gib=0.1,dirty_gbps=0.4'))
+        while sim.sync_count == 1:
+            sim.advance_to(sim.t + 0.01)
+        t, _, stats = sim.events[0]
+        self.assertNotAlmostEqual(
+            round(t / model.WINDOW_S), t / model.WINDOW_S, delta=1e-3)
+        self.assertAlmostEqual(sim.zero, stats['memory_constant'] * 4096,
+                               delta=4096)
+        # The top's pages and the log, less the window's share sent.
+        self.assertAlmostEqual(
+            model.TOP_SHARE * sim.ram + sim._previous_log
+            - sim.link * model.WINDOW_S, stats['memory_remaining'],
+            delta=0.01 * sim.ram)
+
+    def test_the_kernel_pages_at_the_top_are_not_the_working_set(self):
+        # At the end of the first pass the walk has the kernel's own pages
+        # at RAM's top left: the guest's log meets none of them.
+        mib = 1024 ** 2
+
+        def unsent(zeros):
+            sim = model.MigrationModel(workload.Workload.parse(
+                'ram_gib=1,link_gbps=1,wss_gib=0.25,dirty_gbps=1,'
+                'zero_pct=50,zeros=' + zeros))
+            sim.bitmap, sim.bitmap_zero = 16 * mib, 0.0
+            sim.written = 100 * mib
+            return (sim.dirty_unsent() - 16 * mib) / (
+                sim.unique(sim.written))
+
+        self.assertAlmostEqual(1.0, unsent('end'))
+        self.assertLess(unsent('spread'), 0.99)
+
 
 class TestWorkloadSpec(base.TestCase):
 
@@ -220,6 +296,13 @@ class TestWorkloadSpec(base.TestCase):
         self.assertEqual((16.0, 10.0, 4.0, 12.0, 'phased', 3),
                          (parsed.ram_gib, parsed.link_gbps, parsed.wss_gib,
                           parsed.dirty_gbps, parsed.pattern, parsed.seed))
+
+    def test_capped_is_a_yes_or_no(self):
+        for raw, expected in (('true', True), ('No', False), ('1', True)):
+            self.assertEqual(expected, workload.Workload.parse(
+                'ram_gib=1,link_gbps=1,capped=' + raw).capped)
+        self.assertFalse(workload.Workload.parse(
+            'ram_gib=1,link_gbps=1').capped)
 
     def test_unknown_key_lists_known(self):
         error = self.assertRaises(workload.InvalidWorkload,
@@ -245,7 +328,9 @@ class TestWorkloadSpec(base.TestCase):
                  'dirty_gbps must be a finite'),
                 ('ram_gib=1,link_gbps=1e-9', 'link_gbps must be at least'),
                 ('ram_gib=1e6,link_gbps=1', 'at most 16384'),
-                ('ram_gib=1,link_gbps=1,ram_gib=2', "'ram_gib' given twice")]:
+                ('ram_gib=1,link_gbps=1,ram_gib=2', "'ram_gib' given twice"),
+                ('ram_gib=1,link_gbps=1,capped=maybe',
+                 "capped='maybe' is not true or false")]:
             error = self.assertRaises(workload.InvalidWorkload,
                                       workload.Workload.parse, spec)
             self.assertIn(needle, str(error))
