@@ -184,11 +184,14 @@ def options_of(conf, recording):
     return runner.PolicyOptions(conf, policies, **recorded_options(recording))
 
 
-def simulate(conf, recording):
-    """The outcome of the recorded migration's twin in the simulator."""
+def simulate(conf, recording, options=None):
+    """The outcome of the recorded migration's twin in the simulator.
+
+    :param options: the recording's :func:`options_of`, if at hand.
+    """
     guest = workload_of(recording)
     allowed = postcopy_allowed(recording)
-    options = options_of(conf, recording)
+    options = options or options_of(conf, recording)
     sim = model.MigrationModel(guest, postcopy_enabled=allowed,
                                max_downtime_ms=options.max_downtime_ms)
     virtual = clock.VirtualClock()
@@ -250,8 +253,9 @@ def compare(recording, outcome, max_downtime_ms):
 
 def replay(conf, recording):
     """The comparisons of a recording with its twin, simulated now."""
-    return compare(recording, simulate(conf, recording),
-                   options_of(conf, recording).max_downtime_ms)
+    options = options_of(conf, recording)
+    return compare(recording, simulate(conf, recording, options),
+                   options.max_downtime_ms)
 
 
 def healthy(recording):

@@ -439,7 +439,7 @@ class MigrationModel(stats.JobStatsView):
         # Zero pages still in the bitmap are found, not sent.
         zero = self.bitmap_zero
         self.zero_pages += zero / PAGE
-        self.bitmap -= self.bitmap_zero
+        self.bitmap -= zero
         self.bitmap_zero = 0.0
         self.complete_pending = self.bitmap
         bandwidth = (self.uncapped or self.bandwidth(self.t)
