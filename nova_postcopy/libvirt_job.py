@@ -41,15 +41,19 @@ class LibvirtJob:
         (QEMU's calc-dirty-rate), for the forecast policy.
     :param dest_connection: a connection to the destination as this
         process reaches it, to report its half after a post-copy failure.
+    :param connect: ``() -> connection`` to the source's daemon, for the
+        migration call's own connection (:func:`libvirt_api.
+        own_connection`); None shares ``connection``.
     """
 
     def __init__(self, connection, domain, dest_uri, params, flags,
-                 probe_dirty_rate=True, dest_connection=None):
+                 probe_dirty_rate=True, dest_connection=None, connect=None):
         global libvirt
         if libvirt is None:
             libvirt = libvirt_api.import_libvirt()
         self.dest_connection = dest_connection
         self.connection = connection
+        self.connect = connect
         self.domain = domain
         self.dest_uri = dest_uri
         self.params = params
@@ -110,8 +114,17 @@ class LibvirtJob:
 
     def _migrate(self, flags=None):
         try:
-            self.domain.migrateToURI3(self.dest_uri, self.params,
-                                      self.flags if flags is None else flags)
+            if self.connect is None:
+                self.domain.migrateToURI3(
+                    self.dest_uri, self.params,
+                    self.flags if flags is None else flags)
+            else:
+                with libvirt_api.own_connection(
+                        self.connect, self.domain,
+                        libvirt.libvirtError) as domain:
+                    domain.migrateToURI3(
+                        self.dest_uri, self.params,
+                        self.flags if flags is None else flags)
         except libvirt.libvirtError as error:
             self.error = error
             kind = domain_states.failed_ending(

@@ -252,6 +252,7 @@ def prepare(args, conf):
         np_conf.CONF.set_override('switch_policies', args.policy,
                                   'postcopy')
     setup = Setup(connection=connection, domain=domain, name=args.domain,
+                  connect=lambda: lv.open(args.source_uri),
                   dest_connection=dest_connection, dest_unasked=dest_unasked,
                   argv=args.argv,
                   dest_uri=args.dest_uri, params=params, plan=plan, mode=mode,
@@ -293,7 +294,8 @@ class Setup(object):
             self.auto_converge)
         return libvirt_job.LibvirtJob(self.connection, self.domain,
                                       self.dest_uri, params, flags,
-                                      dest_connection=self.dest_connection)
+                                      dest_connection=self.dest_connection,
+                                      connect=self.connect)
 
     def resume_command(self):
         argv = [a for a in self.argv if a not in ('--resume', '--quiet')]

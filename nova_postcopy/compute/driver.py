@@ -313,13 +313,22 @@ class PostcopyLibvirtDriver(libvirt_driver.LibvirtDriver):
         finally:
             self._postcopy_migrations.pop(instance.uuid, None)
 
+    def migration_connection(self):
+        """A new connection to this host's libvirtd, as Nova opens its own.
+
+        For the calls that wait the whole migration (the migration call, a
+        post-copy resume): see :func:`nova_postcopy.libvirt_api.
+        own_connection`.
+        """
+        return self._host._connect(self._host._uri, False)
+
     def _live_migration_operation(self, context, instance, dest,
                                   block_migration, migrate_data, guest,
                                   device_names):
         planned = self._postcopy_migrations.get(instance.uuid)
         if planned is not None:
             planned_guest = type(guest)(planned_mod.PlannedDomain(
-                guest._domain, planned, instance))
+                guest._domain, planned, instance, self.migration_connection))
             guest = planned_guest
         try:
             super()._live_migration_operation(

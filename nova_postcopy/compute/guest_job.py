@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from nova_postcopy import domain_states
 from nova_postcopy import jobs
+from nova_postcopy import libvirt_api
 from nova_postcopy import recovery
 
 LOG = logging.getLogger(__name__)
@@ -314,8 +315,11 @@ class NovaGuestJob:
 
         def call():
             try:
-                self._recording._domain.migrateToURI3(uri, params=params,
-                                                      flags=flags)
+                with libvirt_api.own_connection(
+                        self.driver.migration_connection,
+                        self._recording._domain,
+                        self.libvirt.libvirtError) as domain:
+                    domain.migrateToURI3(uri, params=params, flags=flags)
                 result['queue'].put((jobs.COMPLETED, ''))
             except self.libvirt.libvirtError as error:
                 result['error'] = error

@@ -11,6 +11,7 @@ import dataclasses
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
+from nova_postcopy import libvirt_api
 from nova_postcopy import negotiate
 
 LOG = logging.getLogger(__name__)
@@ -35,12 +36,16 @@ class PlannedDomain:
     ``Guest.migrate`` builds the parameters; here the plan's flags and the
     post-copy bandwidth are applied, and a destination that refuses
     post-copy at Prepare (nothing moved yet) gets one retry as pre-copy.
+    The call runs on a connection of its own (``connect``), so that the
+    monitor's calls are not held behind it
+    (:func:`nova_postcopy.libvirt_api.own_connection`).
     """
 
-    def __init__(self, domain, planned, instance):
+    def __init__(self, domain, planned, instance, connect):
         self._domain = domain
         self._planned = planned
         self._instance = instance
+        self._connect = connect
 
     def __getattr__(self, name):
         return getattr(self._domain, name)
@@ -54,8 +59,7 @@ class PlannedDomain:
             auto_converge)
         self._planned.migrate_call = (dconnuri, dict(params), flags)
         try:
-            return self._domain.migrateToURI3(dconnuri, params=params,
-                                              flags=flags)
+            return self._call(dconnuri, params, flags)
         except lv.libvirtError as error:
             if not (plan.postcopy and negotiate.retry_as_precopy(
                     str(error), self._planned.mode)):
@@ -70,5 +74,11 @@ class PlannedDomain:
         flags, params = negotiate.call_flags(lv, flags, params, False, 0,
                                              auto_converge)
         self._planned.migrate_call = (dconnuri, dict(params), flags)
-        return self._domain.migrateToURI3(dconnuri, params=params,
-                                          flags=flags)
+        return self._call(dconnuri, params, flags)
+
+    def _call(self, dconnuri, params, flags):
+        with libvirt_api.own_connection(
+                self._connect, self._domain,
+                libvirt_driver.libvirt.libvirtError) as domain:
+            return domain.migrateToURI3(dconnuri, params=params,
+                                        flags=flags)

@@ -119,7 +119,13 @@ class TestPlannedDomain(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(nova_fixtures.LibvirtFixture())
+        # The domain nova-compute's connection holds, and the same domain
+        # on the migration call's own connection, where the call goes.
+        self.shared = mock.Mock()
         self.domain = mock.Mock()
+        self.connection = mock.Mock()
+        self.connection.lookupByUUIDString.return_value = self.domain
+        self.connect = mock.Mock(return_value=self.connection)
         self.instance = fake_instance.fake_instance_obj(None)
         self.base_flags = (fakelibvirt.VIR_MIGRATE_LIVE
                            | fakelibvirt.VIR_MIGRATE_POSTCOPY)
@@ -127,11 +133,29 @@ class TestPlannedDomain(test.NoDBTestCase):
     def _migrate(self, plan, mode='allowed'):
         planned = planned_mod.Migration(plan=plan, mode=mode,
                                         flags_postcopy=plan.postcopy)
-        domain = planned_mod.PlannedDomain(self.domain, planned,
-                                           self.instance)
+        domain = planned_mod.PlannedDomain(self.shared, planned,
+                                           self.instance, self.connect)
         domain.migrateToURI3('qemu+tcp://dest/system', {'bandwidth': 0},
                              self.base_flags)
         return planned
+
+    def test_the_call_runs_on_a_connection_of_its_own(self):
+        self._migrate(negotiate.Plan(True, True, False, 200, ('ok',)))
+        self.connection.lookupByUUIDString.assert_called_once_with(
+            self.shared.UUIDString.return_value)
+        self.assertEqual(1, self.domain.migrateToURI3.call_count)
+        self.shared.migrateToURI3.assert_not_called()
+        self.connection.close.assert_called_once_with()
+
+    def test_without_a_second_connection_the_call_shares_novas(self):
+        self.connect.side_effect = fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError, 'too many clients',
+            error_code=fakelibvirt.VIR_ERR_INTERNAL_ERROR)
+        self._migrate(negotiate.Plan(True, True, False, 200, ('ok',)))
+        self.assertEqual(1, self.shared.migrateToURI3.call_count)
+        self.assertIn('shares its libvirt connection',
+                      self.stdlog.logger.output)
+        self.assertIn('too many clients', self.stdlog.logger.output)
 
     def _call(self, index=-1):
         args, kwargs = self.domain.migrateToURI3.call_args_list[index]

@@ -95,3 +95,75 @@ class TestLibvirtJobEndings(base.TestCase):
         domain._state = [3, 13]
         self.assertEqual([jobs.POSTCOPY_FAILED], self.ending(job))
         self.assertEqual(0, domain.resumed)
+
+
+class OwnConnection(object):
+    """A second connection to the source: it holds the same domain."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.looked_up = []
+        self.closed = False
+
+    def lookupByUUIDString(self, uuid):
+        self.looked_up.append(uuid)
+        return self.domain
+
+    def close(self):
+        self.closed = True
+
+
+class TestMigrationCallsOwnConnection(base.TestCase):
+    """The call that waits all migration long keeps off the monitor's line.
+
+    libvirt's client held a call made while another thread waited on the
+    same connection until the next message arrived (see
+    ``libvirt_api.own_connection``).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.libvirt_api.libvirt', fakelibvirt))
+
+    def run_call(self, connect):
+        shared, own = ScriptedDomain([1, 1]), ScriptedDomain([1, 1])
+        calls = []
+        for domain, label in ((shared, 'shared'), (own, 'own')):
+            domain.UUIDString = lambda: 'uuid-1'
+            domain.migrateToURI3 = (
+                lambda uri, params, flags, label=label: calls.append(label))
+        job = libvirt_job.LibvirtJob(None, shared, 'qemu+tcp://b/system',
+                                     {}, 0, probe_dirty_rate=False,
+                                     connect=connect and (lambda: connect(
+                                         own)))
+        job._started = 0.0
+        job._completed = {'time_elapsed': 1000}
+        job._migrate()
+        return calls
+
+    def test_the_migration_call_goes_to_its_own_connection(self):
+        opened = []
+
+        def connect(own):
+            opened.append(OwnConnection(own))
+            return opened[-1]
+
+        self.assertEqual(['own'], self.run_call(connect))
+        self.assertEqual(['uuid-1'], opened[0].looked_up)
+        self.assertTrue(opened[0].closed)
+
+    def test_no_second_connection_shares_the_first_and_says_so(self):
+        def connect(own):
+            raise fakelibvirt.make_libvirtError(
+                fakelibvirt.libvirtError, 'too many clients',
+                error_code=fakelibvirt.VIR_ERR_INTERNAL_ERROR)
+
+        self.assertEqual(['shared'], self.run_call(connect))
+        self.assertIn('shares its libvirt connection', self.log.output)
+        self.assertIn('too many clients', self.log.output)
+
+    def test_without_connect_the_call_shares_the_connection(self):
+        self.assertEqual(['shared'], self.run_call(None))
