@@ -71,8 +71,8 @@ ITERATE_S = 0.05                # QEMU's longest RAM iteration (MAX_WAIT)
 # migration/migration.c), each window's share of the cap at its start.
 WINDOW_S = 0.1
 # From a cancel to libvirt's job end: QEMU stops sending at once, libvirt
-# then tears the destination down. The lab's 13 aborted recordings ended
-# 1.8-2.1 s after the abort was asked in 11 (twice 6-7 s).
+# then tears the destination down. The lab's 25 aborted recordings ended
+# 1.9-2.2 s after the budget ran out and the abort was asked.
 ABORT_WIND_DOWN_S = 1.9
 # QEMU finding zero pages: up to 627 MiB between two polls 0.1 s apart on
 # the lab's TCG guests, capped or not (40 recordings); at least this fast.
