@@ -3,8 +3,10 @@
 
 Nothing but the adapters that talk to libvirt (the CLI's job, the probe,
 the commands) needs the binding, so the engine, the simulator and Nova's
-in-process tests run without it. The domain states are in
-:mod:`nova_postcopy.domain_states`, which needs no binding at all.
+in-process tests run without it. :func:`own_connection` serves the CLI's
+job and nova-compute alike: it is given the binding's error class. The
+domain states are in :mod:`nova_postcopy.domain_states`, which needs no
+binding at all.
 """
 
 import contextlib

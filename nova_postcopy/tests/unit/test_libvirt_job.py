@@ -43,7 +43,8 @@ class ScriptedDomain(object):
         return 'g1'
 
 
-class TestLibvirtJobEndings(base.TestCase):
+class FakeBindingTestCase(base.TestCase):
+    """fakelibvirt as the binding both adapters import lazily."""
 
     def setUp(self):
         super().setUp()
@@ -51,6 +52,9 @@ class TestLibvirtJobEndings(base.TestCase):
             'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
         self.useFixture(fixtures.MonkeyPatch(
             'nova_postcopy.libvirt_api.libvirt', fakelibvirt))
+
+
+class TestLibvirtJobEndings(FakeBindingTestCase):
 
     def job(self, domain):
         job = libvirt_job.LibvirtJob(None, domain, 'qemu+tcp://b/system',
@@ -113,20 +117,13 @@ class OwnConnection(object):
         self.closed = True
 
 
-class TestMigrationCallsOwnConnection(base.TestCase):
+class TestMigrationCallsOwnConnection(FakeBindingTestCase):
     """The call that waits all migration long keeps off the monitor's line.
 
     libvirt's client held a call made while another thread waited on the
     same connection until the next message arrived (see
     ``libvirt_api.own_connection``).
     """
-
-    def setUp(self):
-        super().setUp()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_postcopy.libvirt_job.libvirt', fakelibvirt))
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_postcopy.libvirt_api.libvirt', fakelibvirt))
 
     def run_call(self, connect):
         shared, own = ScriptedDomain([1, 1]), ScriptedDomain([1, 1])
