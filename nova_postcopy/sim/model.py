@@ -78,10 +78,14 @@ ABORT_WIND_DOWN_S = 1.9
 # the lab's TCG guests, capped or not (40 recordings); at least this fast.
 ZERO_SCAN_BPS = 6 * GIB
 # With ``zeros=end``, RAM the walk finds after the zeros: Linux allocates
-# its early memory top-down, among it 64 bytes of struct page per 4 KiB
-# page (1.6 %). The lab's first passes left 4-16 MiB after the zeros, about
-# this share of 256-1024 MiB, and synced with it still to send.
+# its early memory top-down, 64 bytes of struct page per 4 KiB page (1.6 %)
+# and a few MiB more whatever the RAM. The lab's first passes had up to
+# 7.1, 12.3, 15.7 and 19.8 MiB left after the zeros for 256, 512, 768 and
+# 1024 MiB of RAM (the last poll before the sync, capped at 16-64 MiB/s:
+# the most of 3-6 recordings each, a poll later than the zeros' end eats
+# into them); the share alone gave 4-16.
 TOP_SHARE = 64 / 4096
+TOP_BYTES = 3 * units.MIB
 
 
 class MigrationModel(stats.JobStatsView):
@@ -117,8 +121,9 @@ class MigrationModel(stats.JobStatsView):
         # Measured with one sync a pass; QEMU 11.1's re-syncs under a cap
         # were not recorded.
         self._windowed = w.capped and w.sync == 'pass'
-        # Above the zeros at RAM's end: the guest kernel's page structures.
-        self._top = (min(TOP_SHARE * self.ram, self.nonzero - self.wss)
+        # Above the zeros at RAM's end: the guest kernel's early memory.
+        self._top = (min(TOP_SHARE * self.ram + TOP_BYTES,
+                         self.nonzero - self.wss)
                      if w.zeros == 'end' else 0.0)
 
         self.t = 0.0

@@ -265,7 +265,7 @@ class TestQemuTen(base.TestCase):
                                delta=4096)
         # The top's pages and the log, less the window's share sent.
         self.assertAlmostEqual(
-            model.TOP_SHARE * sim.ram + sim._previous_log
+            model.TOP_SHARE * sim.ram + model.TOP_BYTES + sim._previous_log
             - sim.link * model.WINDOW_S, stats['memory_remaining'],
             delta=0.01 * sim.ram)
 
