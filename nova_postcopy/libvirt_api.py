@@ -96,11 +96,16 @@ def own_connection(connect, domain, libvirt_error):
     on its own connection, 0 of 25 switches and aborts were late.
 
     :param connect: ``() -> connection`` to the same daemon, as the caller
-        reaches it (its URI and credentials).
+        reaches it (its URI and credentials); None: the caller has none to
+        give, and the call goes on ``domain``.
     :param libvirt_error: the binding's ``libvirtError``.
     :yields: the domain looked up there by UUID, or ``domain`` itself
         (with a warning) if no second connection could be had.
     """
+    if connect is None:
+        yield domain
+        return
+    connection = own = None
     try:
         connection = connect()
         own = connection.lookupByUUIDString(domain.UUIDString())
@@ -110,12 +115,19 @@ def own_connection(connect, domain, libvirt_error):
                     'failed: %s): a switch or an abort may then wait for '
                     "the connection's next message, up to its keepalive "
                     'interval', domain.name(), error)
+        _close(connection, libvirt_error)
+    if own is None:
         yield domain
         return
     try:
         yield own
     finally:
+        _close(connection, libvirt_error)
+
+
+def _close(connection, libvirt_error):
+    if connection is not None:
         try:
             connection.close()
         except libvirt_error:
-            pass
+            pass  # gone with its daemon: nothing left to release

@@ -114,17 +114,10 @@ class LibvirtJob:
 
     def _migrate(self, flags=None):
         try:
-            if self.connect is None:
-                self.domain.migrateToURI3(
-                    self.dest_uri, self.params,
-                    self.flags if flags is None else flags)
-            else:
-                with libvirt_api.own_connection(
-                        self.connect, self.domain,
-                        libvirt.libvirtError) as domain:
-                    domain.migrateToURI3(
-                        self.dest_uri, self.params,
-                        self.flags if flags is None else flags)
+            with libvirt_api.own_connection(
+                    self.connect, self.domain, libvirt.libvirtError) as domain:
+                domain.migrateToURI3(self.dest_uri, self.params,
+                                     self.flags if flags is None else flags)
         except libvirt.libvirtError as error:
             self.error = error
             kind = domain_states.failed_ending(

@@ -68,9 +68,14 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
         self.dest_dies = False
         self._lock = threading.Lock()
         self._by_domain = {}
+        # The driver's second connections (the migration call's own).
+        self.connections = []
 
     def _setUp(self):
         self._suspend = fakelibvirt.Domain.suspend
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_postcopy.compute.driver.PostcopyLibvirtDriver.'
+            'migration_connection', self._second_connection))
         for name, method in (
                 ('migrateToURI3', self._migrate),
                 ('jobStats', self._job_stats),
@@ -85,6 +90,11 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
             self.useFixture(fixtures.MonkeyPatch(
                 'nova.tests.fixtures.libvirt.Domain.' + name,
                 _as_function(method)))
+
+    def _second_connection(self, driver):
+        connection = SecondConnection(driver._host.get_connection())
+        self.connections.append(connection)
+        return connection
 
     @property
     def last(self):
@@ -238,6 +248,26 @@ class SimulatedHypervisorMigration(fixtures.Fixture):
         if migration is not None and migration.model.state == 'postcopy':
             return [PAUSED, PAUSED_POSTCOPY]
         return [domain._state, 0]
+
+
+class SecondConnection:
+    """Another client's connection to a host's fake libvirtd.
+
+    A real daemon shows every client the same domains; fakelibvirt's
+    ``openAuth`` opens an empty host of its own, and its connections have
+    no ``close``.
+    """
+
+    def __init__(self, host_connection):
+        self._host_connection = host_connection
+        self.closed = False
+
+    def lookupByUUIDString(self, uuid):
+        return self._host_connection.lookupByUUIDString(uuid)
+
+    def close(self):
+        self.closed = True
+        return 0
 
 
 def _as_function(method):

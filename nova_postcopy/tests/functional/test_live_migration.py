@@ -33,6 +33,11 @@ class TestNonConverging(base.PostcopyTestBase):
         self.assertLess(migration.model.postcopy_started_at, 60)
         self.assertIn('switch to post-copy (forecast)',
                       self.stdlog.logger.output)
+        # The migration call ran on a connection of its own, closed since.
+        self.assertEqual([True], [c.closed
+                                  for c in self.hypervisor.connections])
+        self.assertNotIn('shares its libvirt connection',
+                         self.stdlog.logger.output)
 
 
 class TestConverging(base.PostcopyTestBase):
@@ -244,6 +249,9 @@ class TestPostcopyRecovered(base.PostcopyTestBase):
         self.assertIsNotNone(migration.model.resumed_at)
         # Refused while the link was down, then accepted.
         self.assertGreater(migration.resume_requests, 1)
+        # The migration call and each resume on a connection of its own.
+        self.assertEqual([True] * (1 + migration.resume_requests),
+                         [c.closed for c in self.hypervisor.connections])
         log = self.stdlog.logger.output
         self.assertIn('recovering', log)
         self.assertIn('post-copy recovered after', log)

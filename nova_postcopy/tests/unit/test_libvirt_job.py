@@ -162,5 +162,25 @@ class TestMigrationCallsOwnConnection(FakeBindingTestCase):
         self.assertIn('shares its libvirt connection', self.log.output)
         self.assertIn('too many clients', self.log.output)
 
+    def test_a_connection_without_the_domain_is_closed_and_shared_used(self):
+        opened = []
+
+        def connect(own):
+            connection = OwnConnection(own)
+
+            def lookup(uuid):
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError, 'Domain not found',
+                    error_code=fakelibvirt.VIR_ERR_NO_DOMAIN)
+
+            connection.lookupByUUIDString = lookup
+            opened.append(connection)
+            return connection
+
+        self.assertEqual(['shared'], self.run_call(connect))
+        self.assertTrue(opened[0].closed)
+        self.assertIn('Domain not found', self.log.output)
+
     def test_without_connect_the_call_shares_the_connection(self):
         self.assertEqual(['shared'], self.run_call(None))
+        self.assertNotIn('shares its libvirt connection', self.log.output)
