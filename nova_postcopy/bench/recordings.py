@@ -117,17 +117,20 @@ def guest_rate(recording):
                          'DIRTIER line and the shape said flat out')
 
 
-def zero_share(recording):
+def zero_share(recording, max_downtime_ms):
     """Zero pages QEMU had found when the first pass ended (or at the end).
 
     Read there because QEMU finds zero pages as it reaches them: earlier the
-    count is a fraction of the share the model needs.
+    count is a fraction of the share the model needs. The pass is today's
+    tracker's, as compared: a report's own could end at the job's start
+    (``37``: its first pass ended where QEMU synced early, at its
+    threshold, with 150 MiB still to walk and 49 MiB of zeros in them).
     """
     samples = recording['samples']
     ram = max(s['memory_total'] for s in samples)
-    passes = recording['passes']
+    passes = measured_passes(recording, max_downtime_ms)
     chosen = next((s for s in samples if passes
-                   and s['time_elapsed_s'] >= passes[0]['end_s']),
+                   and s['time_elapsed_s'] >= passes[0].end_s),
                   samples[-1])
     return min(chosen['memory_constant'] * PAGE / ram, 0.99)
 
@@ -147,7 +150,12 @@ def precopy_rate(recording):
     return statistics.median(moving)
 
 
-def workload_of(recording):
+def workload_of(recording, max_downtime_ms=500):
+    """The recorded guest and link as a simulated workload.
+
+    :param max_downtime_ms: the run's downtime target, which tells the
+        tracker where the recorded first pass ended.
+    """
     shape = recording['shape']
     version = qemu_version(recording)
     if version not in workload_mod.QEMU_SYNC:
@@ -158,7 +166,8 @@ def workload_of(recording):
         ram_gib=shape['ram_mib'] / 1024.0, link_gbps=link,
         wss_gib=shape['wss_mib'] / 1024.0,
         dirty_gbps=_gbps(guest_rate(recording)),
-        zero_pct=100.0 * zero_share(recording), uncapped_gbps=VETH_GBPS,
+        zero_pct=100.0 * zero_share(recording, max_downtime_ms),
+        uncapped_gbps=VETH_GBPS,
         capped=bool(shape['link_mibs']),
         pattern='sweep', zeros='end', setup_s=setup_of(recording),
         # Both QEMUs measured sync once per pass without post-copy.
@@ -199,9 +208,9 @@ def simulate(conf, recording, options=None):
 
     :param options: the recording's :func:`options_of`, if at hand.
     """
-    guest = workload_of(recording)
-    allowed = postcopy_allowed(recording)
     options = options or options_of(conf, recording)
+    guest = workload_of(recording, options.max_downtime_ms)
+    allowed = postcopy_allowed(recording)
     sim = model.MigrationModel(guest, postcopy_enabled=allowed,
                                max_downtime_ms=options.max_downtime_ms)
     virtual = clock.VirtualClock()

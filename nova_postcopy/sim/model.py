@@ -138,6 +138,11 @@ class MigrationModel(stats.JobStatsView):
         self.sent = 0.0
         self.resent = 0.0           # bytes that syncs put back to send
         self.normal_bytes = 0.0
+        # With ``zeros=end``: the first pass's pages below the zeros not
+        # walked yet. A sync does not move the walk: it goes on through
+        # them, then the zeros, before it wraps round to the log's pages.
+        self._below_left = (self.nonzero - self._top
+                            if w.zeros == 'end' else 0.0)
         self.zero_pages = 0.0
         self.reported_dirty_rate = 0.0
         self._rate_pages = 0.0
@@ -385,7 +390,7 @@ class MigrationModel(stats.JobStatsView):
         began one window's share (0.88 MiB at 8.77 MiB/s) below the data
         QEMU had synced. The walk then sleeps out the window.
         """
-        zero_share, walk_rate, stretch = self._walk(bandwidth)
+        zero_share, _, stretch = self._walk(bandwidth)
         if zero_share < 1.0:
             self._advance_walk(min(bandwidth * WINDOW_S / (1 - zero_share),
                                    stretch), zero_share)
@@ -399,6 +404,8 @@ class MigrationModel(stats.JobStatsView):
         self.zero_pages += zero_walked / PAGE
         self.normal_bytes += walked - zero_walked
         self.sent += walked - zero_walked
+        if not zero_share:
+            self._below_left = max(self._below_left - walked, 0.0)
 
     def _walk(self, bandwidth):
         """(zero share, walk rate, bytes) of the bitmap walked next.
@@ -410,19 +417,14 @@ class MigrationModel(stats.JobStatsView):
         finds them at the speed QEMU checks pages.
         """
         zero = self.bitmap_zero
-        if self.workload.zeros == 'end' and self.sync_count == 1:
-            # The first pass: the pages below the zeros, the zeros, then
-            # the kernel's own pages at the top of RAM.
-            below = self.bitmap - zero - self._top
-            if below > 1:
-                return 0.0, bandwidth, below
+        if self.workload.zeros == 'end':
+            # The first pass's pages below the zeros, the zeros, then the
+            # kernel's own pages at the top of RAM and the log's pages:
+            # a sync meanwhile (its threshold met early) moves nothing.
+            if self._below_left > 1:
+                return 0.0, bandwidth, self._below_left
             if zero >= 1:
                 return 1.0, ZERO_SCAN_BPS, zero
-            return 0.0, bandwidth, self.bitmap
-        if self.workload.zeros == 'end' and zero >= 1:
-            # After a sync the walk goes on where it was, in the zeros,
-            # before it wraps round to the log's pages.
-            return 1.0, ZERO_SCAN_BPS, zero
         share = zero / self.bitmap if self.bitmap else 0.0
         rate = bandwidth / (1 - share) if share < 1 else 1e18
         return share, rate, self.bitmap

@@ -269,6 +269,25 @@ class TestQemuTen(base.TestCase):
             - sim.link * model.WINDOW_S, stats['memory_remaining'],
             delta=0.01 * sim.ram)
 
+    def test_a_sync_met_early_does_not_move_the_walk(self):
+        # Uncapped on the lab (recording 37): QEMU's threshold (its rate
+        # x 500 ms) held more than what the first pass had left, zeros
+        # included; it synced there and the walk went on below the zeros,
+        # which the stop-and-copy then found.
+        mib = 1024 ** 2
+        sim = model.MigrationModel(workload.Workload.parse(
+            'ram_gib=0.25,link_gbps=2.5,wss_gib=0.125,dirty_gbps=0.03,'
+            'pattern=sweep,zero_pct=25,zeros=end'))
+        while sim.sync_count == 1:
+            sim.advance_to(sim.t + 0.01)
+        self.assertGreater(sim._below_left, 1 * mib)
+        self.assertGreater(sim.bitmap_zero, 60 * mib)
+        below, zero = sim._below_left, sim.bitmap_zero
+        sim.advance_to(sim.t + 0.01)
+        self.assertEqual('precopy', sim.state)
+        self.assertLess(sim._below_left, below)
+        self.assertEqual(zero, sim.bitmap_zero)
+
     def test_the_kernel_pages_at_the_top_are_not_the_working_set(self):
         # At the end of the first pass the walk has the kernel's own pages
         # at RAM's top left: the guest's log meets none of them.
