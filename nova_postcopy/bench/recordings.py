@@ -16,17 +16,20 @@ How a recording becomes a workload, and why:
   the shape asked for: flat out (0) is whatever TCG manages; it writes
   each page of its working set once per round, sequentially or in a
   scattered order alike: a ``sweep``;
-* the zero pages are those QEMU found by the end of the first pass (or by
-  the end, if it never ended), the share of RAM the guest never touched;
-  they lie at RAM's end, below the kernel's own top-down allocations
-  (``zeros=end``): the first passes found hundreds of MiB of them between
-  two polls, in their last tenths of a second;
+* the zero pages are those QEMU found by the end of the first pass, as
+  today's tracker reads it (or by the end, if it never ended), the share
+  of RAM the guest never touched; they lie at RAM's end, below the
+  kernel's own top-down allocations (``zeros=end``): the first passes
+  found hundreds of MiB of them between two polls, in their last tenths
+  of a second;
 * the link pre-copy gets is what QEMU said it moved (``memory_bps``, its
   median), capped or not: a cap lets a little more through (16.28 MiB/s
   for 16, 8.77 for 8); the veth's own speed carries the stop-and-copy and
   post-copy (VETH_GBPS: the capped runs' last 28-33 MiB went in 28-39 ms,
   less the stop's fixed cost, and post-copy pushed 30-724 MiB in
-  0.07-0.55 s);
+  0.07-0.55 s), but for pages the destination never had: the
+  stop-and-copy sends those no faster than the uncapped first passes went
+  (``FRESH_MIBS``);
 * libvirt's set-up is the job time before QEMU reported its first pass;
 * a run with a cap is ``capped``: QEMU enforces it in 100 ms windows,
   which decide when it checks its threshold and what libvirt reads.
@@ -66,6 +69,10 @@ POSTCOPY_S = 0.3                # post-copy duration: or this, if larger
 # The lab's veth under its TCG guests, once the vCPUs stop or post-copy
 # pushes: about 1.1 GiB/s (see the module's docstring).
 VETH_GBPS = 9.5
+# Pages the destination never had, in the stop-and-copy: as fast as the
+# first passes of the uncapped recordings went (median of their 117
+# samples, 177-384 MiB/s), where the destination faults in every page.
+FRESH_MIBS = 294
 PAGE = 4096
 
 
@@ -168,6 +175,7 @@ def workload_of(recording, max_downtime_ms=500):
         dirty_gbps=_gbps(guest_rate(recording)),
         zero_pct=100.0 * zero_share(recording, max_downtime_ms),
         uncapped_gbps=VETH_GBPS,
+        fresh_gbps=_gbps(FRESH_MIBS * MIB) / model.LINK_EFFICIENCY,
         capped=bool(shape['link_mibs']),
         pattern='sweep', zeros='end', setup_s=setup_of(recording),
         # Both QEMUs measured sync once per pass without post-copy.

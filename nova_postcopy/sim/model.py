@@ -103,6 +103,8 @@ class MigrationModel(stats.JobStatsView):
         self.link = w.link_gbps * 1e9 / 8 * LINK_EFFICIENCY
         self.uncapped = (w.uncapped_gbps * 1e9 / 8 * LINK_EFFICIENCY
                          if w.uncapped_gbps else None)
+        self.fresh_rate = (w.fresh_gbps * 1e9 / 8 * LINK_EFFICIENCY
+                           if w.fresh_gbps else None)
         self.rtt = w.rtt_ms / 1000.0
         self.max_downtime_s = max_downtime_ms / 1000.0
         self._rng = random.Random(w.seed)
@@ -138,6 +140,9 @@ class MigrationModel(stats.JobStatsView):
         self.sent = 0.0
         self.resent = 0.0           # bytes that syncs put back to send
         self.normal_bytes = 0.0
+        # Non-zero bytes the destination never had: the walk sends them
+        # first (the first pass, then its unwalked rest at RAM's top).
+        self.fresh = self.nonzero
         # With ``zeros=end``: the first pass's pages below the zeros not
         # walked yet. A sync does not move the walk: it goes on through
         # them, then the zeros, before it wraps round to the log's pages.
@@ -404,6 +409,7 @@ class MigrationModel(stats.JobStatsView):
         self.zero_pages += zero_walked / PAGE
         self.normal_bytes += walked - zero_walked
         self.sent += walked - zero_walked
+        self.fresh = max(self.fresh - (walked - zero_walked), 0.0)
         if not zero_share:
             self._below_left = max(self._below_left - walked, 0.0)
 
@@ -451,8 +457,10 @@ class MigrationModel(stats.JobStatsView):
         self.complete_pending = self.bitmap
         bandwidth = (self.uncapped or self.bandwidth(self.t)
                      or self.link)
+        fresh = min(self.fresh, self.bitmap) if self.fresh_rate else 0.0
         self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
-            self.bitmap + DEVICE_STATE_BYTES) / bandwidth + (
+            self.bitmap - fresh + DEVICE_STATE_BYTES) / bandwidth + (
+            fresh / min(self.fresh_rate or bandwidth, bandwidth)) + (
             zero / ZERO_SCAN_BPS)
 
     def _sync(self):

@@ -51,6 +51,11 @@ class Workload:
         bandwidth cap set on the migration (libvirt ``bandwidth``): QEMU
         lifts the cap for the stop-and-copy, and post-copy without
         ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
+    :param fresh_gbps: the rate the destination takes in pages it never
+        had, in the stop-and-copy: QEMU's destination writes them into
+        guest memory it faults in page by page, where a page sent again
+        lands on memory it has (post-copy places pages with userfaultfd,
+        and does not pay it); 0 means no slower than the link.
     :param capped: ``link_gbps`` is a bandwidth cap QEMU enforces
         (libvirt's ``bandwidth``), in 100 ms windows: it checks its
         threshold at window starts only and sends each window's share at
@@ -75,6 +80,7 @@ class Workload:
     outage_s: float = 0.0
     rtt_ms: float = 0.2
     uncapped_gbps: float = 0.0
+    fresh_gbps: float = 0.0
     capped: bool = False
     phase_s: float = 10.0
     setup_s: float = 0.0
@@ -121,8 +127,8 @@ class Workload:
             problems.append('rtt_ms must be >= 0 and phase_s > 0')
         if self.setup_s < 0:
             problems.append('setup_s must be >= 0')
-        if self.uncapped_gbps < 0:
-            problems.append('uncapped_gbps must be >= 0')
+        if self.uncapped_gbps < 0 or self.fresh_gbps < 0:
+            problems.append('uncapped_gbps and fresh_gbps must be >= 0')
         if problems:
             raise InvalidWorkload('invalid workload %s: %s'
                                   % (self.label, '; '.join(problems)))

@@ -288,6 +288,32 @@ class TestQemuTen(base.TestCase):
         self.assertLess(sim._below_left, below)
         self.assertEqual(zero, sim.bitmap_zero)
 
+    def test_pages_the_destination_never_had_stop_at_their_rate(self):
+        # The same 30 MiB at the stop: sent again, they go at the veth's
+        # rate; never sent (the kernel's pages at RAM's top), at the rate
+        # the lab's destinations took fresh pages.
+        mib = 1024 ** 2
+        spec = ('ram_gib=0.25,link_gbps=0.5,capped=true,uncapped_gbps=9.5,'
+                'fresh_gbps=2.5,zero_pct=50,zeros=end')
+
+        def stop_s(fresh, spec=spec):
+            sim = model.MigrationModel(workload.Workload.parse(spec))
+            sim.t, sim.bitmap, sim.bitmap_zero = 1.0, 30 * mib, 0.0
+            sim.fresh = fresh
+            sim._stop_and_copy()
+            return sim.finish_at - sim.t
+
+        fresh_rate = 2.5e9 / 8 * model.LINK_EFFICIENCY
+        veth = 9.5e9 / 8 * model.LINK_EFFICIENCY
+        self.assertAlmostEqual(30 * mib / fresh_rate - 30 * mib / veth,
+                               stop_s(30 * mib) - stop_s(0.0), places=6)
+        # Only those never sent: 10 of the 30 MiB.
+        self.assertAlmostEqual(10 * mib / fresh_rate - 10 * mib / veth,
+                               stop_s(10 * mib) - stop_s(0.0), places=6)
+        # Without a rate of their own, they go as fast as the rest.
+        plain = spec.replace(',fresh_gbps=2.5', '')
+        self.assertEqual(stop_s(0.0, plain), stop_s(30 * mib, plain))
+
     def test_the_kernel_pages_at_the_top_are_not_the_working_set(self):
         # At the end of the first pass the walk has the kernel's own pages
         # at RAM's top left: the guest's log meets none of them.
@@ -338,6 +364,8 @@ class TestWorkloadSpec(base.TestCase):
                 ('ram_gib=1,link_gbps=1,pattern=wavy', 'pattern must be'),
                 ('ram_gib=1,link_gbps=1,zeros=middle', 'zeros must be one'),
                 ('ram_gib=1,link_gbps=1,setup_s=-1', 'setup_s must be >='),
+                ('ram_gib=1,link_gbps=1,fresh_gbps=-1',
+                 'fresh_gbps must be >= 0'),
                 ('ram_gib=1,link_gbps=x', "'x' is not a float"),
                 ('ram_gib=1', 'lacks link_gbps'),
                 ('ram_gib=1,link_gbps', 'is not key=value'),
