@@ -41,6 +41,7 @@ the one that reads the simulated twin's: the two are compared alike.
 import dataclasses
 import gzip
 import json
+import math
 import os
 import re
 import statistics
@@ -285,6 +286,55 @@ def replay(conf, recording):
     options = options_of(conf, recording)
     return compare(recording, simulate(conf, recording, options),
                    options.max_downtime_ms, options.poll_interval)
+
+
+# How the comparisons of a kind are summed up: (kind, title, unit); a
+# relative error in per cent, the downtime's absolute error in ms.
+ERROR_KINDS = (('total', 'total time', '%'),
+               ('pass end', 'pass ends', '%'),
+               ('left', 'data left per pass', '%'),
+               ('switch', 'switch moment', '%'),
+               ('downtime', 'downtime', 'ms'),
+               ('post-copy', 'post-copy duration', '%'))
+
+
+def _kind(metric):
+    if metric == 'total s':
+        return 'total'
+    if metric.startswith('pass '):
+        return 'pass end' if metric.endswith(' end s') else 'left'
+    return {'switch s': 'switch', 'downtime ms': 'downtime',
+            'post-copy s': 'post-copy'}.get(metric)
+
+
+def _nearest_rank(values, share):
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def error_summary(replayed):
+    """{kind: (comparisons, median, 90th percentile)} over ``replayed``.
+
+    The figures the benchmark guide gives for the recordings, from the
+    comparisons :func:`report` made: relative errors in per cent, the
+    downtime's in ms.
+
+    :param replayed: [(name, recording, checks)], as :func:`report` gives.
+    """
+    errors = {kind: [] for kind, _, _ in ERROR_KINDS}
+    for _, _, checks in replayed:
+        for check in checks:
+            kind = _kind(check.metric)
+            if kind is None:
+                continue
+            gap = abs(check.simulated - check.measured)
+            if kind == 'downtime':
+                errors[kind].append(gap)
+            elif check.measured:
+                errors[kind].append(100.0 * gap / abs(check.measured))
+    return {kind: (len(values), statistics.median(values),
+                   _nearest_rank(values, 0.9))
+            for kind, values in errors.items() if values}
 
 
 def healthy(recording):

@@ -85,10 +85,10 @@ def parse_args(argv, conf):
         parser.error('--twins runs the default chain and its anchors '
                      'only; drop --policy, --check and --rows')
     if args.recordings and (args.twins or args.policy or args.check
-                            or args.workload or args.rst or args.qemu):
+                            or args.workload or args.qemu):
         parser.error('--recordings replays each recording with its own '
                      'policies, guest and QEMU; use it alone (or with '
-                     '--json)')
+                     '--json or --rst)')
     if args.rst and args.json:
         parser.error('--rst and --json are two forms of the same figures; '
                      'choose one')
@@ -148,7 +148,8 @@ def main(argv=None):
         _twins(conf, workloads, args.json, args.rst, started)
         return 0
     if args.recordings:
-        return _recordings(conf, args.recordings, args.json, started)
+        return _recordings(conf, args.recordings, args.json, args.rst,
+                           started)
     rows = runner.run(names, conf, workloads)
     summary = runner.summarize(rows, names)
     cpu_s = time.process_time() - started
@@ -220,7 +221,7 @@ def _twins(conf, workloads, as_json, as_rst, started):
         result.p95_today, words, cpu_s))
 
 
-def _recordings(conf, directory, as_json, started):
+def _recordings(conf, directory, as_json, as_rst, started):
     try:
         replayed = recordings.report(conf, directory)
     except (OSError, ValueError, KeyError) as error:
@@ -230,6 +231,12 @@ def _recordings(conf, directory, as_json, started):
     agree = [name for name, _, checks in replayed
              if all(c.ok for c in checks)]
     healthy = [name for name, rec, _ in replayed if recordings.healthy(rec)]
+    by_qemu = {}
+    for name, rec, _ in replayed:
+        counts = by_qemu.setdefault(recordings.qemu_version(rec), [0, 0])
+        counts[0] += name in agree
+        counts[1] += 1
+    errors = recordings.error_summary(replayed)
     cpu_s = time.process_time() - started
     if as_json:
         json.dump({'recordings': [
@@ -238,8 +245,27 @@ def _recordings(conf, directory, as_json, started):
              'checks': [c.__dict__ for c in checks]}
             for name, _, checks in replayed],
             'agree': len(agree), 'total': len(replayed),
+            'agree_by_qemu': by_qemu,
+            'errors': {kind: dict(zip(('comparisons', 'median', 'p90'),
+                                      figures))
+                       for kind, figures in errors.items()},
             'cpu_s': round(cpu_s, 2)}, sys.stdout, indent=1)
         print()
+        return 0
+    if as_rst:
+        print(_rst_table(
+            ['QEMU', 'recordings', 'agree'],
+            [[version, str(total), str(agreed)]
+             for version, (agreed, total) in sorted(by_qemu.items())]
+            + [['all', str(len(replayed)), str(len(agree))]]))
+        print()
+        print(_rst_table(
+            ['comparison', 'count', 'median error', '90th percentile'],
+            [[title, str(errors[kind][0])] + [
+                '%.1f %s' % (value, unit) for value in errors[kind][1:]]
+             for kind, title, unit in recordings.ERROR_KINDS
+             if kind in errors]))
+        print('\nTolerances: %s.' % _tolerances())
         return 0
     print('%-18s %5s %5s %5s %5s %-10s %-22s %-16s %-16s %s' % (
         'recording', 'ram', 'wss', 'rate', 'link', 'pattern', 'policies',
@@ -254,13 +280,26 @@ def _recordings(conf, directory, as_json, started):
             '%s %.1f s' % (result.measured, total.measured),
             '%s %.1f s' % (result.simulated, total.simulated),
             ', '.join(c.metric for c in checks if not c.ok) or '-'))
-    print('\n%d of %d recordings agree within the tolerances (times and '
-          'data %d %%, downtime %d ms, post-copy %d %% or %.1f s); guests '
-          'healthy where they ended: %d of %d (%.1f s of CPU).' % (
-              len(agree), len(replayed), recordings.RELATIVE * 100,
-              recordings.DOWNTIME_MS, recordings.RELATIVE * 100,
-              recordings.POSTCOPY_S, len(healthy), len(replayed), cpu_s))
+    print('\nErrors: %s.' % '; '.join(
+        '%s median %.1f %s, 90th percentile %.1f %s' % (
+            title, errors[kind][1], unit, errors[kind][2], unit)
+        for kind, title, unit in recordings.ERROR_KINDS if kind in errors))
+    print('%d of %d recordings agree within the tolerances (%s), %s; '
+          'guests healthy where they ended: %d of %d (%.1f s of CPU).' % (
+              len(agree), len(replayed), _tolerances(),
+              ', '.join('%d of %d on QEMU %s' % (agreed, total, version)
+                        for version, (agreed, total)
+                        in sorted(by_qemu.items())),
+              len(healthy), len(replayed), cpu_s))
     return 0
+
+
+def _tolerances():
+    return ('times %d %%, data left per pass %d %% or one poll of '
+            "pre-copy's rate, downtime %d ms, post-copy %d %% or %.1f s" % (
+                recordings.RELATIVE * 100, recordings.RELATIVE * 100,
+                recordings.DOWNTIME_MS, recordings.RELATIVE * 100,
+                recordings.POSTCOPY_S))
 
 
 def _split_config_args(argv):

@@ -188,11 +188,51 @@ class TestCompare(base.TestCase):
         self.assertIn('1 of 2 recordings agree', out)
         self.assertRegex(out, r'two .* total s')
 
+    def test_the_guides_tables_come_from_the_command(self):
+        with tempfile.TemporaryDirectory() as directory:
+            for name in ('one', 'two'):
+                with open(os.path.join(directory, name + '.json'),
+                          'w') as handle:
+                    json.dump(recording(total_s=40.0 if name == 'two'
+                                        else 22.0), handle)
+            code, out, _ = self.run_main(bench.main, '--recordings',
+                                         directory, '--rst')
+        self.assertEqual(0, code)
+        self.assertRegex(out, r'\n10\.0 +2 +1\n')
+        self.assertRegex(out, r'\nall +2 +1\n')
+        # 22 s and 40 s measured, about 22 simulated: 0 and 45 %.
+        self.assertRegex(out, r'\ntotal time +2 +2\d\.\d % +4\d\.\d %\n')
+        self.assertIn('or one poll of', out)
+
     def test_recordings_run_alone(self):
         code, _, err = self.run_main(bench.main, '--recordings', '/x',
                                      '--policy', 'default')
         self.assertEqual(2, code)
         self.assertIn('use it alone', err)
+        self.assertIn('--rst', err)
+
+
+class TestErrorSummary(base.TestCase):
+
+    def test_median_and_90th_percentile_per_kind(self):
+        check = recordings.Check
+        replayed = [
+            ('a', {}, [check('result', 'converged', 'converged', True),
+                       check('total s', 10.0, 11.0, True),
+                       check('pass 1 end s', 4.0, 4.0, True),
+                       check('pass 1 left MiB', 20.0, 15.0, False),
+                       check('downtime ms', 100, 130, False)]),
+            ('b', {}, [check('total s', 20.0, 20.0, True),
+                       check('pass 1 left MiB', 0.0, 1.0, False),
+                       check('switch s', 8.0, 6.0, False)])]
+        errors = recordings.error_summary(replayed)
+        self.assertEqual((2, 5.0, 10.0), errors['total'])
+        self.assertEqual((1, 0.0, 0.0), errors['pass end'])
+        # Nothing measured has no relative error: left out, not infinite.
+        self.assertEqual((1, 25.0, 25.0), errors['left'])
+        self.assertEqual((1, 25.0, 25.0), errors['switch'])
+        self.assertEqual((1, 30, 30), errors['downtime'])
+        self.assertNotIn('post-copy', errors)
 
 
 class TestLabRecordings(base.TestCase):
