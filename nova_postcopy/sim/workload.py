@@ -52,10 +52,10 @@ class Workload:
         lifts the cap for the stop-and-copy, and post-copy without
         ``bandwidth.postcopy`` is not capped; 0 means ``link_gbps``.
     :param fresh_gbps: the rate the destination takes in pages it never
-        had, in the stop-and-copy: QEMU's destination writes them into
-        guest memory it faults in page by page, where a page sent again
-        lands on memory it has (post-copy places pages with userfaultfd,
-        and does not pay it); 0 means no slower than the link.
+        had, in the stop-and-copy (on the lab about a quarter of the rate
+        of pages sent again; likely its QEMU faulting in the guest memory
+        it writes for the first time, which post-copy's userfaultfd
+        placement does not pay); 0 means no slower than the link.
     :param capped: ``link_gbps`` is a bandwidth cap QEMU enforces
         (libvirt's ``bandwidth``), in 100 ms windows: it checks its
         threshold at window starts only and sends each window's share at
