@@ -101,7 +101,7 @@ def lab(*args, check=True):
 
 
 def one_run(index, shape, policies, workdir, keep, record=None,
-            config_text=CONFIG):
+            config_text=CONFIG, attempt=None):
     ram, wss, rate, pattern, link = shape
     name = 'soak%02d%s' % (index, uuid.uuid4().hex[:4])
     try:
@@ -148,8 +148,9 @@ def one_run(index, shape, policies, workdir, keep, record=None,
             link_mibs=link), policies=list(policies), hosts=record['hosts'],
             config=config_text,
             guest_rates=guest_rates(name), health=check)
-        path = os.path.join(record['dir'], '%s-%02d.json' % (
-            record['suite'], index))
+        path = os.path.join(record['dir'], '%s-%02d%s.json' % (
+            record['suite'], index, '' if attempt is None
+            else '-r%d' % attempt))
         with open(path, 'w') as handle:
             json.dump(kept, handle, sort_keys=True, separators=(',', ':'))
             handle.write('\n')
@@ -203,6 +204,10 @@ def main(argv=None):
                         help='where the logs of lost guests go')
     parser.add_argument('--json', metavar='FILE')
     parser.add_argument(
+        '--repeat', type=int, default=1, metavar='K',
+        help='run each migration of the plan K times (recorded as '
+        'DIR/<suite-a>-<run>-r<k>.json): how far the lab repeats itself')
+    parser.add_argument(
         '--plan', choices=('survival', 'record'), default='survival',
         help='survival (default): shapes that lost guests, shuffled; '
         'record: the spread of shapes and policies the simulator is '
@@ -213,8 +218,8 @@ def main(argv=None):
         'versions, the dirtier\'s own rates and the guest\'s health, as '
         'DIR/<suite-a>-<run>.json')
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error('--runs must be at least 1')
+    if args.runs < 1 or args.repeat < 1:
+        parser.error('--runs and --repeat must be at least 1')
     lab('up', '--suite-a', args.suite_a, '--suite-b', args.suite_b)
     hosts = lab('status').splitlines()[-2:]
     print('\n'.join(hosts))
@@ -235,10 +240,12 @@ def main(argv=None):
         for index, (shape, policies) in enumerate(plan, 1):
             if index < args.first:
                 continue
-            row = one_run(index, shape, policies, workdir, args.keep,
-                          record, config_text)
-            rows.append(row)
-            print(table([row]).splitlines()[-1], flush=True)
+            for attempt in range(1, args.repeat + 1):
+                row = one_run(index, shape, policies, workdir, args.keep,
+                              record, config_text,
+                              attempt if args.repeat > 1 else None)
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
     print()
     print(table(rows))
     if args.json:

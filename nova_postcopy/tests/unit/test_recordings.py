@@ -284,3 +284,35 @@ class TestLabRecordings(base.TestCase):
                  if all(c.ok for c in recordings.replay(self.conf, data))]
         self.assertGreaterEqual(len(agree), self.AGREE_AT_LEAST,
                                 'agree: %s' % agree)
+
+
+class TestLabRepeats(base.TestCase):
+    """Four uncapped shapes of the plan, run four times each the same day.
+
+    ``tools/lab/soak --plan record --from N --runs N --repeat 4``: the
+    benchmark guide reads from them how far the lab repeats a migration
+    (their downtimes within a day, against the recordings of another).
+    """
+
+    DATA = os.path.join(os.path.dirname(__file__), 'data', 'lab_repeats')
+
+    def test_every_guest_survived_and_each_shape_ran_four_times(self):
+        repeats = recordings.load(self.DATA)
+        self.assertEqual([], [name for name, data in repeats
+                              if not recordings.healthy(data)])
+        shapes = {}
+        for name, data in repeats:
+            run = name.rsplit('-r', 1)[0]
+            shapes.setdefault(run, set()).add(
+                tuple(sorted(data['shape'].items())))
+        self.assertEqual(4, len(shapes))
+        self.assertEqual([1] * 4, [len(s) for s in shapes.values()])
+        self.assertEqual(16, len(repeats))
+        self.assertEqual({0}, {data['shape']['link_mibs']
+                               for _, data in repeats})
+
+    def test_they_replay(self):
+        replayed = [recordings.replay(self.conf, data)
+                    for _, data in recordings.load(self.DATA)]
+        self.assertEqual(16, len(replayed))
+        self.assertTrue(all(checks[0].ok for checks in replayed))
