@@ -62,17 +62,12 @@ MIB = units.MIB
 RELATIVE = 0.10                 # times and data: 10 % of the measured
 DOWNTIME_MS = 15.0              # downtime: absolute
 POSTCOPY_S = 0.3                # post-copy duration: or this, if larger
-# The data a pass left is read at the first poll after QEMU's sync, which
-# falls anywhere in the poll's interval, recorded or simulated alike:
-# either reading misses up to one interval's worth of pre-copy's rate, the
-# finest figure the comparison can hold (0.9 MiB at 8.77 MiB/s, polled
-# every 0.1 s), so it is allowed, if more than the 10 %.
 # The lab's veth under its TCG guests, once the vCPUs stop or post-copy
 # pushes: about 1.1 GiB/s (see the module's docstring).
 VETH_GBPS = 9.5
 # Pages the destination never had, in the stop-and-copy: as fast as the
 # first passes of the uncapped recordings went (median of their 117
-# samples, 177-384 MiB/s), where the destination faults in every page.
+# samples, 177-384 MiB/s), likely the destination faulting in each page.
 FRESH_MIBS = 294
 PAGE = 4096
 
@@ -257,7 +252,14 @@ def measured_passes(recording, max_downtime_ms):
 
 
 def compare(recording, outcome, max_downtime_ms, poll_interval):
-    """The comparisons of a recording with its simulated twin."""
+    """The comparisons of a recording with its simulated twin.
+
+    The data a pass left is read at the first poll after QEMU's sync,
+    which falls anywhere in the poll's interval, recorded or simulated
+    alike: either reading misses up to one interval's worth of pre-copy's
+    rate (0.9 MiB at 8.77 MiB/s, polled every 0.1 s), the finest the
+    comparison can hold, so that much is allowed if more than the 10 %.
+    """
     poll_mib = precopy_rate(recording) * poll_interval / MIB
     checks = [Check('result', recording['result'], outcome.result,
                     recording['result'] == outcome.result),
@@ -286,6 +288,14 @@ def replay(conf, recording):
     options = options_of(conf, recording)
     return compare(recording, simulate(conf, recording, options),
                    options.max_downtime_ms, options.poll_interval)
+
+
+def tolerances():
+    """The tolerances a recording is held to, in words."""
+    return ('times %d %%, data left per pass %d %% or one poll of '
+            "pre-copy's rate, downtime %d ms, post-copy %d %% or %.1f s" % (
+                RELATIVE * 100, RELATIVE * 100, DOWNTIME_MS, RELATIVE * 100,
+                POSTCOPY_S))
 
 
 # How the comparisons of a kind are summed up: (kind, title, unit); a

@@ -265,7 +265,7 @@ def _recordings(conf, directory, as_json, as_rst, started):
                 '%.1f %s' % (value, unit) for value in errors[kind][1:]]
              for kind, title, unit in recordings.ERROR_KINDS
              if kind in errors]))
-        print('\nTolerances: %s.' % _tolerances())
+        print('\nTolerances: %s.' % recordings.tolerances())
         return 0
     print('%-18s %5s %5s %5s %5s %-10s %-22s %-16s %-16s %s' % (
         'recording', 'ram', 'wss', 'rate', 'link', 'pattern', 'policies',
@@ -286,20 +286,12 @@ def _recordings(conf, directory, as_json, as_rst, started):
         for kind, title, unit in recordings.ERROR_KINDS if kind in errors))
     print('%d of %d recordings agree within the tolerances (%s), %s; '
           'guests healthy where they ended: %d of %d (%.1f s of CPU).' % (
-              len(agree), len(replayed), _tolerances(),
+              len(agree), len(replayed), recordings.tolerances(),
               ', '.join('%d of %d on QEMU %s' % (agreed, total, version)
                         for version, (agreed, total)
                         in sorted(by_qemu.items())),
               len(healthy), len(replayed), cpu_s))
     return 0
-
-
-def _tolerances():
-    return ('times %d %%, data left per pass %d %% or one poll of '
-            "pre-copy's rate, downtime %d ms, post-copy %d %% or %.1f s" % (
-                recordings.RELATIVE * 100, recordings.RELATIVE * 100,
-                recordings.DOWNTIME_MS, recordings.RELATIVE * 100,
-                recordings.POSTCOPY_S))
 
 
 def _split_config_args(argv):
