@@ -175,28 +175,25 @@ class TestCompare(base.TestCase):
         checks = {c.metric: c for c in recordings.replay(self.conf, data)}
         self.assertFalse(checks['total s'].ok)
 
-    def test_the_command_prints_each_and_the_share(self):
+    def replay_one_agreeing_one_not(self, *options):
+        """The command on two recordings: 'one' agrees, 'two' took 40 s."""
         with tempfile.TemporaryDirectory() as directory:
             for name in ('one', 'two'):
                 with open(os.path.join(directory, name + '.json'),
                           'w') as handle:
                     json.dump(recording(total_s=40.0 if name == 'two'
                                         else 22.0), handle)
-            code, out, _ = self.run_main(bench.main, '--recordings',
-                                         directory)
+            return self.run_main(bench.main, '--recordings', directory,
+                                 *options)
+
+    def test_the_command_prints_each_and_the_share(self):
+        code, out, _ = self.replay_one_agreeing_one_not()
         self.assertEqual(0, code)
         self.assertIn('1 of 2 recordings agree', out)
         self.assertRegex(out, r'two .* total s')
 
     def test_the_guides_tables_come_from_the_command(self):
-        with tempfile.TemporaryDirectory() as directory:
-            for name in ('one', 'two'):
-                with open(os.path.join(directory, name + '.json'),
-                          'w') as handle:
-                    json.dump(recording(total_s=40.0 if name == 'two'
-                                        else 22.0), handle)
-            code, out, _ = self.run_main(bench.main, '--recordings',
-                                         directory, '--rst')
+        code, out, _ = self.replay_one_agreeing_one_not('--rst')
         self.assertEqual(0, code)
         self.assertRegex(out, r'\n10\.0 +2 +1\n')
         self.assertRegex(out, r'\nall +2 +1\n')
