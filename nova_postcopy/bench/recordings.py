@@ -24,12 +24,12 @@ How a recording becomes a workload, and why:
   of a second;
 * the link pre-copy gets is what QEMU said it moved (``memory_bps``, its
   median), capped or not: a cap lets a little more through (16.28 MiB/s
-  for 16, 8.77 for 8); the veth's own speed carries the stop-and-copy and
-  post-copy (VETH_GBPS: the capped runs' last 28-33 MiB went in 28-39 ms,
-  less the stop's fixed cost, and post-copy pushed 30-724 MiB in
-  0.07-0.55 s), but for pages the destination never had: the
-  stop-and-copy sends those no faster than the uncapped first passes went
-  (``FRESH_MIBS``);
+  for 16, 8.77 for 8); the veth's own speed carries the stop-and-copy,
+  post-copy and, uncapped, pre-copy's pages sent again (VETH_GBPS: the
+  capped runs' last 28-33 MiB went in 28-39 ms, less the stop's fixed
+  cost, and post-copy pushed 30-724 MiB in 0.07-0.55 s), but for pages
+  the destination never had: the stop-and-copy sends those no faster than
+  the uncapped first passes went (``FRESH_MIBS``);
 * libvirt's set-up is the job time before QEMU reported its first pass;
 * a run with a cap is ``capped``: QEMU enforces it in 100 ms windows,
   which decide when it checks its threshold and what libvirt reads.

@@ -314,6 +314,27 @@ class TestQemuTen(base.TestCase):
         plain = spec.replace(',fresh_gbps=2.5', '')
         self.assertEqual(stop_s(0.0, plain), stop_s(30 * mib, plain))
 
+    def test_uncapped_pages_sent_again_go_at_the_links_own_speed(self):
+        # Recording 18's shape: 358 MiB rewritten flat out. The second pass
+        # walks pages the destination had at the veth's speed, QEMU's next
+        # window measures that rate, and the threshold it gives holds the
+        # whole log: the migration converges. With the first pass's rate
+        # the threshold never holds the log, and the migration never ends.
+        def run(uncapped):
+            sim = model.MigrationModel(workload.Workload.parse(
+                'ram_gib=0.5,link_gbps=2.8,wss_gib=0.35,dirty_gbps=50,'
+                'pattern=sweep,zero_pct=17,zeros=end,fresh_gbps=2.6'
+                + (',uncapped_gbps=9.5' if uncapped else '')),
+                postcopy_enabled=False)
+            sim.advance_to(10.0)
+            return sim
+
+        fast, slow = run(True), run(False)
+        self.assertEqual('completed', fast.state)
+        self.assertGreater(fast._measured_bps, 3 * fast.link)
+        self.assertEqual('precopy', slow.state)
+        self.assertIsNone(slow._measured_bps)
+
     def test_the_kernel_pages_at_the_top_are_not_the_working_set(self):
         # At the end of the first pass the walk has the kernel's own pages
         # at RAM's top left: the guest's log meets none of them.
