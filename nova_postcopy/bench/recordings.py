@@ -40,6 +40,7 @@ the one that reads the simulated twin's: the two are compared alike.
 
 import dataclasses
 import gzip
+import itertools
 import json
 import math
 import os
@@ -356,3 +357,51 @@ def report(conf, directory):
     """[(name, recording, checks)] for every recording in ``directory``."""
     return [(name, recording, replay(conf, recording))
             for name, recording in load(directory)]
+
+
+def shape_of(name):
+    """The run a repeat repeats: ``forky-qemu10-37-r2`` of ``...-37``.
+
+    ``tools/lab/soak --repeat K`` names the k-th run of a plan's migration
+    ``<suite>-<run>-r<k>``.
+    """
+    return re.sub(r'-r\d+$', '', name)
+
+
+def as_outcome(recording, max_downtime_ms):
+    """A recorded run, in the place :func:`compare` gives the twin.
+
+    Its passes are read by today's tracker, as the twin's are.
+    """
+    return monitor.Outcome(
+        result=recording['result'], total_s=recording['total_s'],
+        switch_at_s=recording['switch_at_s'],
+        downtime_ms=recording['downtime_ms'],
+        postcopy_s=recording['postcopy_s'],
+        passes=measured_passes(recording, max_downtime_ms))
+
+
+def lab_against_itself(conf, recorded):
+    """(pairs that agree, pairs) of runs of one shape, one against another.
+
+    Each run of a shape is held, under the tolerances the model is held
+    to, against every other run of the same shape standing where the twin
+    stands: how far the lab repeats a migration, and so the most a model
+    can be asked to match one run. Ordered pairs: a tolerance is relative
+    to what was measured.
+
+    :param recorded: [(name, recording)], repeats and what they repeat.
+    """
+    by_shape = {}
+    for name, recording in recorded:
+        by_shape.setdefault(shape_of(name), []).append(recording)
+    agree = pairs = 0
+    for runs in by_shape.values():
+        for measured, other in itertools.permutations(runs, 2):
+            options = options_of(conf, measured)
+            checks = compare(measured,
+                             as_outcome(other, options.max_downtime_ms),
+                             options.max_downtime_ms, options.poll_interval)
+            pairs += 1
+            agree += all(check.ok for check in checks)
+    return agree, pairs

@@ -70,10 +70,12 @@ def parse_args(argv, conf):
         '--check', action='store_true',
         help="exit 1 when the default chain misses a target")
     parser.add_argument(
-        '--recordings', metavar='DIR',
+        '--recordings', metavar='DIR', action='append',
         help='instead of the policies, replay the lab migrations recorded '
         'in DIR (tools/lab/soak --plan record --record DIR) in the '
-        'simulator and print how each agrees with what was measured')
+        'simulator and print how each agrees with what was measured; '
+        'repeatable. Where runs repeat one shape (soak --repeat), also how '
+        'they agree with each other')
     parser.add_argument(
         '--twins', action='store_true',
         help='instead of the policies, print the lowest vs-1st p95 that '
@@ -221,13 +223,15 @@ def _twins(conf, workloads, as_json, as_rst, started):
         result.p95_today, words, cpu_s))
 
 
-def _recordings(conf, directory, as_json, as_rst, started):
-    try:
-        replayed = recordings.report(conf, directory)
-    except (OSError, ValueError, KeyError) as error:
-        print('nova-postcopy-bench: cannot replay %s: %s' % (
-            directory, error), file=sys.stderr)
-        return 2
+def _recordings(conf, directories, as_json, as_rst, started):
+    replayed = []
+    for directory in directories:
+        try:
+            replayed += recordings.report(conf, directory)
+        except (OSError, ValueError, KeyError) as error:
+            print('nova-postcopy-bench: cannot replay %s: %s' % (
+                directory, error), file=sys.stderr)
+            return 2
     agree = [name for name, _, checks in replayed
              if all(c.ok for c in checks)]
     healthy = [name for name, rec, _ in replayed if recordings.healthy(rec)]
@@ -237,6 +241,10 @@ def _recordings(conf, directory, as_json, as_rst, started):
         counts[0] += name in agree
         counts[1] += 1
     errors = recordings.error_summary(replayed)
+    repeated = _repeated(replayed)
+    lab = recordings.lab_against_itself(
+        conf, [(name, rec) for name, rec, _ in repeated])
+    lab_words = _lab_words(lab, repeated, agree)
     cpu_s = time.process_time() - started
     if as_json:
         json.dump({'recordings': [
@@ -249,6 +257,10 @@ def _recordings(conf, directory, as_json, as_rst, started):
             'errors': {kind: dict(zip(('comparisons', 'median', 'p90'),
                                       figures))
                        for kind, figures in errors.items()},
+            'lab_against_itself': {
+                'agree': lab[0], 'pairs': lab[1], 'runs': len(repeated),
+                'model_agrees': len([name for name, _, _ in repeated
+                                     if name in agree])},
             'cpu_s': round(cpu_s, 2)}, sys.stdout, indent=1)
         print()
         return 0
@@ -266,6 +278,8 @@ def _recordings(conf, directory, as_json, as_rst, started):
              for kind, title, unit in recordings.ERROR_KINDS
              if kind in errors]))
         print('\nTolerances: %s.' % recordings.tolerances())
+        if lab_words:
+            print('\n%s' % lab_words)
         return 0
     print('%-18s %5s %5s %5s %5s %-10s %-22s %-16s %-16s %s' % (
         'recording', 'ram', 'wss', 'rate', 'link', 'pattern', 'policies',
@@ -291,7 +305,32 @@ def _recordings(conf, directory, as_json, as_rst, started):
                         for version, (agreed, total)
                         in sorted(by_qemu.items())),
               len(healthy), len(replayed), cpu_s))
+    if lab_words:
+        print(lab_words)
     return 0
+
+
+def _repeated(replayed):
+    """The replayed runs whose shape ran more than once."""
+    runs = {}
+    for name, _, _ in replayed:
+        shape = recordings.shape_of(name)
+        runs[shape] = runs.get(shape, 0) + 1
+    return [entry for entry in replayed
+            if runs[recordings.shape_of(entry[0])] > 1]
+
+
+def _lab_words(lab, repeated, agree):
+    agreed, pairs = lab
+    if not pairs:
+        return ''
+    shapes = {recordings.shape_of(name) for name, _, _ in repeated}
+    return ('The lab against itself: %d of %d pairs of runs of one shape '
+            'agree within the same tolerances (%d runs of %d shapes); the '
+            'model agrees with %d of those %d runs.' % (
+                agreed, pairs, len(repeated), len(shapes),
+                len([name for name, _, _ in repeated if name in agree]),
+                len(repeated)))
 
 
 def _split_config_args(argv):
