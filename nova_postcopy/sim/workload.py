@@ -44,6 +44,9 @@ class Workload:
     :param zeros: where they lie: ``spread`` through RAM, or at its ``end``
         (RAM a guest never reached, as on the lab's guests): the walk then
         sends every other page before it finds them.
+    :param spread_zero_pct: with ``zeros=end``, the share of RAM (part of
+        ``zero_pct``) whose zero pages lie spread through the rest, found
+        as the walk goes: the lab's guests had 18-40 MiB of them.
     :param outage_at_s: job time at which the link stops carrying data.
     :param outage_s: how long it carries nothing.
     :param rtt_ms: round-trip time of the link.
@@ -76,6 +79,7 @@ class Workload:
     pattern: str = 'steady'
     zero_pct: float = 0.0
     zeros: str = 'spread'
+    spread_zero_pct: float = 0.0
     outage_at_s: float = 0.0
     outage_s: float = 0.0
     rtt_ms: float = 0.2
@@ -116,6 +120,10 @@ class Workload:
             problems.append('dirty_gbps > 0 needs a working set (wss_gib)')
         if self.pattern not in PATTERNS:
             problems.append('pattern must be one of %s' % ', '.join(PATTERNS))
+        if not 0 <= self.spread_zero_pct <= self.zero_pct:
+            problems.append('spread_zero_pct must be from 0 to zero_pct')
+        elif self.spread_zero_pct and self.zeros != 'end':
+            problems.append('spread_zero_pct needs zeros=end')
         if self.zeros not in ZERO_LAYOUTS:
             problems.append('zeros must be one of %s'
                             % ', '.join(ZERO_LAYOUTS))

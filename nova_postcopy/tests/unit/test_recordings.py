@@ -89,14 +89,21 @@ class TestWorkloadOf(base.TestCase):
             # Only a cap is enforced in QEMU's windows.
             self.assertEqual(bool(cap), guest.capped)
 
-    def test_zeros_are_counted_where_todays_tracker_ends_the_pass(self):
-        # The report of the day ended its first pass at the job's start
-        # (recording 37); the zeros QEMU had found there were none.
-        data = recording(passes=[{'number': 1, 'start_s': 0.0,
-                                  'end_s': 0.0, 'start_remaining': 0,
-                                  'dirtied': 0}])
-        self.assertAlmostEqual(
-            50.0, recordings.workload_of(data).zero_pct, delta=1)
+    def test_zeros_found_by_the_end_most_in_one_run(self):
+        # Recording 19's layout: the first pass synced, its threshold met,
+        # with 20 MiB of zeros found one by one; the stop-and-copy found
+        # the run of 100 MiB at RAM's top.
+        data = recording()
+        for sample in data['samples']:
+            sample['memory_constant'] = int(
+                min(sample['time_elapsed_s'], 2.0) * 10 * MIB) // 4096
+        data['samples'][-1]['memory_constant'] = 120 * MIB // 4096
+        guest = recordings.workload_of(data)
+        self.assertAlmostEqual(100.0 * 120 / 256, guest.zero_pct)
+        self.assertAlmostEqual(100.0 * 20 / 256, guest.spread_zero_pct)
+        self.assertEqual((0.0, 0.0), recordings.zero_layout(recording(
+            samples=[dict(s, memory_constant=0)
+                     for s in data['samples']])))
 
     def test_set_up_lasts_until_qemu_reports_its_first_pass(self):
         data = recording()
@@ -266,7 +273,7 @@ class TestLabRecordings(base.TestCase):
     """
 
     DATA = os.path.join(os.path.dirname(__file__), 'data', 'lab_recordings')
-    AGREE_AT_LEAST = 43  # of 52 (31 of 40 on QEMU 10.0, 12 of 12 on 11.1)
+    AGREE_AT_LEAST = 44  # of 52 (33 of 40 on QEMU 10.0, 11 of 12 on 11.1)
 
     def setUp(self):
         super().setUp()
@@ -313,10 +320,12 @@ class TestLabRepeats(base.TestCase):
     ``tools/lab/soak --plan record --from N --runs N --repeat 4``: the
     benchmark guide reads from them how far the lab repeats a migration
     (within a day, against the recordings of another), and they are a set
-    the model was not fitted on.
+    the model was not fitted on: a change fitted on the recordings must
+    not lose them.
     """
 
     DATA = os.path.join(os.path.dirname(__file__), 'data', 'lab_repeats')
+    AGREE_AT_LEAST = 11  # of 32
 
     def test_every_guest_survived_and_each_shape_ran_four_times(self):
         repeats = recordings.load(self.DATA)
@@ -355,3 +364,6 @@ class TestLabRepeats(base.TestCase):
                     for _, data in recordings.load(self.DATA)]
         self.assertEqual(32, len(replayed))
         self.assertTrue(all(checks[0].ok for checks in replayed))
+        agree = [checks for checks in replayed
+                 if all(check.ok for check in checks)]
+        self.assertGreaterEqual(len(agree), self.AGREE_AT_LEAST)

@@ -272,11 +272,11 @@ class TestQemuTen(base.TestCase):
     def test_a_sync_met_early_does_not_move_the_walk(self):
         # Uncapped on the lab (recording 37): QEMU's threshold (its rate
         # x 500 ms) held more than what the first pass had left, zeros
-        # included; it synced there and the walk went on below the zeros,
-        # which the stop-and-copy then found.
+        # included; it synced there, and while the guest's log kept what
+        # was pending above the threshold the walk went on below the zeros.
         mib = 1024 ** 2
         sim = model.MigrationModel(workload.Workload.parse(
-            'ram_gib=0.25,link_gbps=2.5,wss_gib=0.125,dirty_gbps=0.03,'
+            'ram_gib=0.25,link_gbps=2.5,wss_gib=0.125,dirty_gbps=0.3,'
             'pattern=sweep,zero_pct=25,zeros=end'))
         while sim.sync_count == 1:
             sim.advance_to(sim.t + 0.01)
@@ -313,6 +313,36 @@ class TestQemuTen(base.TestCase):
         # Without a rate of their own, they go as fast as the rest.
         plain = spec.replace(',fresh_gbps=2.5', '')
         self.assertEqual(stop_s(0.0, plain), stop_s(30 * mib, plain))
+
+    def test_zeros_spread_below_the_run_are_found_as_the_walk_goes(self):
+        # 64 MiB of zeros: 16 spread through the RAM below the run of 48
+        # at RAM's top. Each stretch walked there holds its share of the
+        # 16; the run is found whole, after.
+        mib = 1024 ** 2
+        sim = model.MigrationModel(workload.Workload.parse(
+            'ram_gib=0.25,link_gbps=1,zero_pct=25,spread_zero_pct=6.25,'
+            'zeros=end'), postcopy_enabled=False)
+        below = sim._below_left
+        self.assertAlmostEqual(256 - 64 - sim._top / mib + 16, below / mib)
+        sim.advance_to(0.5)
+        walked = below - sim._below_left
+        self.assertGreater(walked, below / 4)
+        self.assertLess(walked, below * 3 / 4)
+        self.assertAlmostEqual(walked * 16 * mib / below,
+                               64 * mib - sim.bitmap_zero, delta=0.01 * mib)
+        self.assertAlmostEqual(walked * (1 - 16 * mib / below), sim.sent,
+                               delta=0.01 * mib)
+
+    def test_uncapped_qemu_checks_as_each_iteration_ends(self):
+        # Iterations of 50 ms back to back from the job's first page: a
+        # threshold crossed within one is seen as it ends.
+        sim = model.MigrationModel(workload.Workload.parse(
+            'ram_gib=1,link_gbps=1,setup_s=0.3'))
+        self.assertAlmostEqual(0.35, sim._next_check(0.32))
+        self.assertAlmostEqual(0.35, sim._next_check(0.35))
+        capped = model.MigrationModel(workload.Workload.parse(
+            'ram_gib=1,link_gbps=1,setup_s=0.3,capped=true'))
+        self.assertAlmostEqual(0.4, capped._next_check(0.32))
 
     def test_uncapped_pages_sent_again_go_at_the_links_own_speed(self):
         # Recording 18's shape: 358 MiB rewritten flat out. The second pass
@@ -387,6 +417,10 @@ class TestWorkloadSpec(base.TestCase):
                 ('ram_gib=1,link_gbps=1,setup_s=-1', 'setup_s must be >='),
                 ('ram_gib=1,link_gbps=1,fresh_gbps=-1',
                  'fresh_gbps must be >= 0'),
+                ('ram_gib=1,link_gbps=1,zero_pct=10,spread_zero_pct=20,'
+                 'zeros=end', 'spread_zero_pct must be from 0 to zero_pct'),
+                ('ram_gib=1,link_gbps=1,zero_pct=10,spread_zero_pct=5',
+                 'spread_zero_pct needs zeros=end'),
                 ('ram_gib=1,link_gbps=x', "'x' is not a float"),
                 ('ram_gib=1', 'lacks link_gbps'),
                 ('ram_gib=1,link_gbps', 'is not key=value'),
