@@ -23,12 +23,12 @@ How a recording becomes a workload, and why:
   of a second; the rest lie spread below (``spread_zero_pct``);
 * the link pre-copy gets is what QEMU said it moved (``memory_bps``, its
   median), capped or not: a cap lets a little more through (16.28 MiB/s
-  for 16, 8.77 for 8); the veth's own speed carries the stop-and-copy,
-  post-copy and, uncapped, pre-copy's pages sent again (VETH_GBPS: the
-  capped runs' last 28-33 MiB went in 28-39 ms, less the stop's fixed
-  cost, and post-copy pushed 30-724 MiB in 0.07-0.55 s), but for pages
-  the destination never had: the stop-and-copy sends those no faster than
-  the uncapped first passes went (``FRESH_MIBS``);
+  for 16, 8.77 for 8); the veth's own speed carries post-copy and,
+  uncapped, pre-copy's pages sent again (VETH_GBPS: post-copy pushed
+  30-724 MiB in 0.07-0.55 s), and the stop-and-copy, the vCPUs stopped,
+  about twice as fast (``STOP_MIBS``), but for pages the destination
+  never had: it sends those no faster than the uncapped first passes went
+  (``FRESH_MIBS``);
 * libvirt's set-up is the job time before QEMU reported its first pass;
 * a run with a cap is ``capped``: QEMU enforces it in 100 ms windows,
   which decide when it checks its threshold and what libvirt reads.
@@ -62,13 +62,17 @@ MIB = units.MIB
 RELATIVE = 0.10                 # times and data: 10 % of the measured
 DOWNTIME_MS = 15.0              # downtime: absolute
 POSTCOPY_S = 0.3                # post-copy duration: or this, if larger
-# The lab's veth under its TCG guests, once the vCPUs stop or post-copy
-# pushes: about 1.1 GiB/s (see the module's docstring).
+# The lab's veth under its TCG guests as post-copy pushes and uncapped
+# pre-copy sends pages again: about 1.1 GiB/s (see the module's docstring).
 VETH_GBPS = 9.5
 # Pages the destination never had, in the stop-and-copy: as fast as the
 # first passes of the uncapped recordings went (median of their 117
 # samples, 177-384 MiB/s), likely the destination faulting in each page.
 FRESH_MIBS = 294
+# Pages sent before, in the stop-and-copy: with the vCPUs stopped, past
+# the stop's fixed cost (model.STOP_OVERHEAD_S), fitted on recordings 18
+# and 40 (342 and 59 MiB in 183 and 53 ms).
+STOP_MIBS = 2176
 PAGE = 4096
 # Zero pages found faster than this, poll after poll, make one run of them.
 # The longest is the run at RAM's top (found at 6 GiB/s or more on the
@@ -181,6 +185,7 @@ def workload_of(recording):
         zero_pct=100.0 * zeros, spread_zero_pct=100.0 * spread,
         uncapped_gbps=VETH_GBPS,
         fresh_gbps=_gbps(FRESH_MIBS * MIB) / model.LINK_EFFICIENCY,
+        stop_gbps=_gbps(STOP_MIBS * MIB) / model.LINK_EFFICIENCY,
         capped=bool(shape['link_mibs']),
         pattern='sweep', zeros='end', setup_s=setup_of(recording),
         # Both QEMUs measured sync once per pass without post-copy.

@@ -59,9 +59,12 @@ GIB = units.GIB
 PAGE = stats.PAGE
 LINK_EFFICIENCY = 0.94          # TCP and QEMU stream overhead
 DEVICE_STATE_BYTES = 2 * units.MIB
-# Pausing vCPUs and starting the destination: the lab's capped recordings
-# stopped 7-14 ms longer than their data took at the veth's rate (6 of 7).
-STOP_OVERHEAD_S = 0.010
+# Pausing vCPUs and starting the destination: the lab's stop-and-copies of
+# pages sent before took 26 ms and their bytes at 2.1 GiB/s (recording 18:
+# 342 MiB in 183 ms, 40: 59 MiB in 53 ms; the capped runs' 28-33 MiB in
+# 28-39 ms; the repeats of 18 and 40, not fitted: 76-360 MiB, 60-225 ms
+# measured, 61-190 so reckoned), less the device state's and a round trip.
+STOP_OVERHEAD_S = 0.025
 FREQUENT_SYNC_S = stats.FREQUENT_SYNC_S
 SWITCH_LATENCY_S = 0.1          # until the migration thread sees a request
 QUIET_SHARE = 0.05              # dirty rate in a quiet phase of ``phased``
@@ -105,6 +108,8 @@ class MigrationModel(stats.JobStatsView):
                          if w.uncapped_gbps else None)
         self.fresh_rate = (w.fresh_gbps * 1e9 / 8 * LINK_EFFICIENCY
                            if w.fresh_gbps else None)
+        self.stop_rate = (w.stop_gbps * 1e9 / 8 * LINK_EFFICIENCY
+                          if w.stop_gbps else None)
         self.rtt = w.rtt_ms / 1000.0
         self.max_downtime_s = max_downtime_ms / 1000.0
         self._rng = random.Random(w.seed)
@@ -499,8 +504,8 @@ class MigrationModel(stats.JobStatsView):
         self.bitmap -= zero
         self.bitmap_zero = 0.0
         self.complete_pending = self.bitmap
-        bandwidth = (self.uncapped or self.bandwidth(self.t)
-                     or self.link)
+        bandwidth = (self.stop_rate or self.uncapped
+                     or self.bandwidth(self.t) or self.link)
         fresh = min(self.fresh, self.bitmap) if self.fresh_rate else 0.0
         self.finish_at = self.t + STOP_OVERHEAD_S + self.rtt + (
             self.bitmap - fresh + DEVICE_STATE_BYTES) / bandwidth + (

@@ -59,6 +59,10 @@ class Workload:
         of pages sent again; likely its QEMU faulting in the guest memory
         it writes for the first time, which post-copy's userfaultfd
         placement does not pay); 0 means no slower than the link.
+    :param stop_gbps: the link's speed in the stop-and-copy, for pages
+        the destination had: with the guest's vCPUs stopped, the lab's
+        veth carried them about twice as fast as post-copy's; 0 means
+        ``uncapped_gbps`` (or ``link_gbps``).
     :param capped: ``link_gbps`` is a bandwidth cap QEMU enforces
         (libvirt's ``bandwidth``), in 100 ms windows: it checks its
         threshold at window starts only and sends each window's share at
@@ -85,6 +89,7 @@ class Workload:
     rtt_ms: float = 0.2
     uncapped_gbps: float = 0.0
     fresh_gbps: float = 0.0
+    stop_gbps: float = 0.0
     capped: bool = False
     phase_s: float = 10.0
     setup_s: float = 0.0
@@ -135,8 +140,9 @@ class Workload:
             problems.append('rtt_ms must be >= 0 and phase_s > 0')
         if self.setup_s < 0:
             problems.append('setup_s must be >= 0')
-        if self.uncapped_gbps < 0 or self.fresh_gbps < 0:
-            problems.append('uncapped_gbps and fresh_gbps must be >= 0')
+        if min(self.uncapped_gbps, self.fresh_gbps, self.stop_gbps) < 0:
+            problems.append('uncapped_gbps, fresh_gbps and stop_gbps must '
+                            'be >= 0')
         if problems:
             raise InvalidWorkload('invalid workload %s: %s'
                                   % (self.label, '; '.join(problems)))

@@ -313,6 +313,14 @@ class TestQemuTen(base.TestCase):
         # Without a rate of their own, they go as fast as the rest.
         plain = spec.replace(',fresh_gbps=2.5', '')
         self.assertEqual(stop_s(0.0, plain), stop_s(30 * mib, plain))
+        # The vCPUs stopped, pages sent before (and the device state) go
+        # at the stop's own rate.
+        stop_rate = 19e9 / 8 * model.LINK_EFFICIENCY
+        sent = 30 * mib + model.DEVICE_STATE_BYTES
+        self.assertAlmostEqual(sent / veth - sent / stop_rate,
+                               stop_s(0.0) - stop_s(0.0, spec
+                                                    + ',stop_gbps=19'),
+                               places=6)
 
     def test_zeros_spread_below_the_run_are_found_as_the_walk_goes(self):
         # 64 MiB of zeros: 16 spread through the RAM below the run of 48
@@ -416,7 +424,9 @@ class TestWorkloadSpec(base.TestCase):
                 ('ram_gib=1,link_gbps=1,zeros=middle', 'zeros must be one'),
                 ('ram_gib=1,link_gbps=1,setup_s=-1', 'setup_s must be >='),
                 ('ram_gib=1,link_gbps=1,fresh_gbps=-1',
-                 'fresh_gbps must be >= 0'),
+                 'fresh_gbps and stop_gbps must be >= 0'),
+                ('ram_gib=1,link_gbps=1,stop_gbps=-1',
+                 'fresh_gbps and stop_gbps must be >= 0'),
                 ('ram_gib=1,link_gbps=1,zero_pct=10,spread_zero_pct=20,'
                  'zeros=end', 'spread_zero_pct must be from 0 to zero_pct'),
                 ('ram_gib=1,link_gbps=1,zero_pct=10,spread_zero_pct=5',

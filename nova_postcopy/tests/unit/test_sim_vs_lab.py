@@ -2,9 +2,10 @@
 """The simulator against migrations recorded on the lab.
 
 ``data/lab_traces.json`` holds what the demo measured on the forky hosts
-(libvirt 12.8, QEMU 11.1, TCG, pre-copy capped at 32 MiB/s over a veth of
-about 600 MiB/s): a busy guest by pre-copy alone and with the default
-chain, and a quiet guest. The same workloads are simulated with the same
+(libvirt 12.8, QEMU 11.1, TCG, pre-copy capped at 32 MiB/s over the veth,
+given the recordings' rates for it): a busy guest by pre-copy alone and
+with the default chain, and a quiet guest. The same workloads are
+simulated with the same
 policies; pass ends, the data each pass left, the switch moment and the
 total time must agree within TOLERANCE.
 """
