@@ -8,6 +8,7 @@ intact.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -238,6 +239,32 @@ def cmd_status(args):
         finally:
             conn.close()
     return 0
+
+
+def versions(host):
+    """(libvirt, QEMU) of a host, as the lab prints them."""
+    conn = connect(host)
+    try:
+        return _version(conn.getLibVersion()), _version(conn.getVersion())
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def shaped_guest(name, shape):
+    """A fresh guest on host A, gone from both hosts afterwards.
+
+    ``shape`` holds the probes' guest arguments (``repro``): the guest
+    dirties for ``shape.settle`` seconds before it is handed over.
+    """
+    main(['guest', name, '--ram-mib', str(shape.ram_mib),
+          '--wss-mib', str(shape.wss_mib),
+          '--dirty-mibs', str(shape.dirty_mibs)])
+    try:
+        time.sleep(shape.settle)
+        yield name
+    finally:
+        cmd_destroy(argparse.Namespace(name=name))
 
 
 def _version(number):

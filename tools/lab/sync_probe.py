@@ -99,20 +99,10 @@ def main(argv=None):
     repro.add_shape_arguments(parser)
     parser.add_argument('--watch', type=float, default=6.0)
     args = parser.parse_args(argv)
-    conn = labctl.connect('A')
-    versions = {'libvirt': labctl._version(conn.getLibVersion()),
-                'qemu': labctl._version(conn.getVersion())}
-    conn.close()
+    versions = dict(zip(('libvirt', 'qemu'), labctl.versions('A')))
     # One guest for both: an aborted pre-copy leaves it running on A.
-    name = 'syncprobe'
-    labctl.main(['guest', name, '--ram-mib', str(args.ram_mib),
-                 '--wss-mib', str(args.wss_mib),
-                 '--dirty-mibs', str(args.dirty_mibs)])
-    try:
-        time.sleep(args.settle)
+    with labctl.shaped_guest('syncprobe', args) as name:
         runs = [probe(args, name, postcopy) for postcopy in (False, True)]
-    finally:
-        labctl.cmd_destroy(argparse.Namespace(name=name))
     result = {'host_a': versions, 'shape': {
         'ram_mib': args.ram_mib, 'wss_mib': args.wss_mib,
         'dirty_mibs': args.dirty_mibs, 'bandwidth_mibs': args.bandwidth_mibs},

@@ -100,20 +100,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='virsh_probe')
     repro.add_shape_arguments(parser)
     args = parser.parse_args(argv)
-    conn = labctl.connect('A')
-    versions = 'libvirt %s, QEMU %s' % (
-        labctl._version(conn.getLibVersion()),
-        labctl._version(conn.getVersion()))
-    conn.close()
-    name = 'virshprobe'
-    labctl.main(['guest', name, '--ram-mib', str(args.ram_mib),
-                 '--wss-mib', str(args.wss_mib),
-                 '--dirty-mibs', str(args.dirty_mibs)])
-    try:
-        time.sleep(args.settle)
+    versions = 'libvirt %s, QEMU %s' % labctl.versions('A')
+    with labctl.shaped_guest('virshprobe', args) as name:
         run = probe(args, name)
-    finally:
-        labctl.cmd_destroy(argparse.Namespace(name=name))
     run['host_a'] = versions
     print('host A: %s; virsh said %s' % (versions, run['virsh_said']))
     return repro.report(run, args.json)
