@@ -9,9 +9,9 @@ post-copy is enabled (``sync_probe.py``), and there the rule comes to
 post-copy from the start: the yardstick the bench's ``vs-1st`` target is
 measured against. This runs the suite's own virsh, inside host A's network
 namespace and root filesystem, on a fresh guest; polls the job from here
-every 0.1 s; prints when virsh switched against the iteration counter and
-the data left; and checks the guest's health where it ended (exit 1 if it
-was lost).
+every 0.1 s; prints when virsh said it switched against the iteration
+counter and the data left; and checks the guest's health where it ended
+(exit 1 if it was lost).
 
     virsh_probe.py [--ram-mib 512 --wss-mib 256 --dirty-mibs 64
                     --bandwidth-mibs 16] [--json FILE]
@@ -61,35 +61,44 @@ def probe(args, name):
             said.append((round(time.monotonic() - started, 2),
                          line.rstrip()))
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    # Times from virsh's start, for the job's figures and virsh's words
+    # alike: a post-copy of a small guest can end between two polls, so
+    # the switch is when virsh said it switched, not a paused state seen.
     samples = []
     while virsh.poll() is None:
         try:
-            stats, state = dom.jobStats(), dom.state()
+            stats = dom.jobStats()
         except libvirt.libvirtError:
             break  # the domain left host A
         samples.append({
-            'job_s': stats.get('time_elapsed', 0) / 1000.0,
+            't': round(time.monotonic() - started, 2),
             'iteration': stats.get('memory_iteration', 0),
-            'remaining_mib': round(stats.get('memory_remaining', 0) / MIB, 1),
-            'postcopy': state == [libvirt.VIR_DOMAIN_PAUSED,
-                                  libvirt.VIR_DOMAIN_PAUSED_POSTCOPY]})
+            'remaining_mib': round(stats.get('memory_remaining', 0) / MIB, 1)})
         time.sleep(args.poll)
     virsh.wait()
+    reader.join(10)
     conn.close()
     moving = [s for s in samples if s['iteration'] >= 1]
-    switched = next((s for s in samples if s['postcopy']), None)
+    switched_s = next((t for t, line in said
+                       if 'switching to post-copy' in line), None)
+    # The data left then, as near as the polls tell: the last poll before
+    # the switch that saw data moving, or the first one after it.
+    before = [s for s in moving
+              if switched_s is not None and s['t'] <= switched_s]
+    before = before or moving[:1]
     health = labctl.check(name)
     return {
         'virsh_rc': virsh.returncode,
         'virsh_said': [line for line in said
                        if 'switching to post-copy' in line[1]
                        or 'error' in line[1].lower()],
-        'first_data_s': moving[0]['job_s'] if moving else None,
+        'first_data_s': moving[0]['t'] if moving else None,
         'first_pass_mib': moving[0]['remaining_mib'] if moving else None,
-        'switched_s': switched['job_s'] if switched else None,
-        'iteration_at_switch': switched['iteration'] if switched else None,
-        'remaining_at_switch_mib': (switched['remaining_mib'] if switched
+        'switched_s': switched_s,
+        'iteration_at_switch': before[-1]['iteration'] if before else None,
+        'remaining_at_switch_mib': (before[-1]['remaining_mib'] if before
                                     else None),
         'health': health,
         'lost': not labctl.healthy(health),
