@@ -82,17 +82,21 @@ class TestForbidden(base.LabTestCase):
         self.assertHealthyOn('A', name)
 
     def test_auto_converge_where_permitted(self):
-        # 128 MiB rewritten at 64 MiB/s never converges over 48 MiB/s;
+        # 128 MiB rewritten at 128 MiB/s never converges over 96 MiB/s;
         # without post-copy, QEMU throttling the guest is what is left.
-        # Under TCG a throttle reaches only so far: on QEMU 10.0 the guest
-        # still wrote about 29 MiB/s at 99 %, which a 32 MiB/s link never
-        # catches up with (measured; 11.1 got there), and the unthrottled
-        # busy guest outruns any throttle.
-        name = self.guest(128, 64)
+        # Under TCG a throttle reaches only so far: at 99 % the guest still
+        # writes 1 % of what TCG can, about 29 MiB/s on QEMU 10.0 (measured),
+        # and the unthrottled busy guest outruns any throttle. The link is
+        # three times that: over 48 MiB/s, a CI run whose neighbours slowed
+        # the link to 31-45 MiB/s met a throttled guest still writing
+        # 35 MiB/s and never converged; over 96 MiB/s, with four busy loops
+        # on the two cores, the link held 85-96 MiB/s and the throttle brought
+        # it home in 33 s (48 MiB/s: 56 s).
+        name = self.guest(128, 128)
         code, report, output = self.migrate(
             name, '--postcopy-mode', 'forbidden', '--permit-auto-converge',
             config=self.config('precopy_timeout_max = 180'),
-            bandwidth_mibs=48)
+            bandwidth_mibs=96)
         self.assertEqual(0, code, output)
         self.assertEqual('converged', report['result'])
         self.assertFalse(report['switched'])
