@@ -19,13 +19,12 @@ import time
 
 import libvirt
 
+import lab_hosts
 import labctl
 import repro
 
 FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
          | libvirt.VIR_MIGRATE_POSTCOPY)
-DEST_URI = 'qemu+tcp://10.250.0.2/system'
-MIGRATE_URI = 'tcp://10.250.0.2'
 MIB = 1024 * 1024
 
 
@@ -49,7 +48,7 @@ def migrate_once(args):
     time.sleep(args.settle)
     conn = labctl.connect('A')
     dom = conn.lookupByName(args.name)
-    params = {libvirt.VIR_MIGRATE_PARAM_URI: MIGRATE_URI}
+    params = {libvirt.VIR_MIGRATE_PARAM_URI: lab_hosts.migrate_uri('B')}
     if args.bandwidth_mibs:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = args.bandwidth_mibs
     if args.postcopy_bandwidth_mibs:
@@ -59,7 +58,7 @@ def migrate_once(args):
 
     def run():
         try:
-            dom.migrateToURI3(DEST_URI, params, FLAGS)
+            dom.migrateToURI3(lab_hosts.libvirt_uri('B'), params, FLAGS)
             result['error'] = None
         except libvirt.libvirtError as error:
             result['error'] = error.get_error_message()

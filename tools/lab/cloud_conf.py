@@ -8,7 +8,8 @@ reach their lab host's libvirtd over its unix socket, and the migration
 itself crosses the lab's veth between the two hosts' namespaces.
 """
 
-ADDR = {'A': '10.250.0.1', 'B': '10.250.0.2'}
+import lab_hosts
+
 PORTS = {'mariadb': 13306, 'rabbitmq': 5672, 'keystone': 5000,
          'placement': 8778, 'glance': 9292, 'neutron': 9696,
          'nova-api': 8774}
@@ -212,7 +213,7 @@ precopy_timeout_max = 45
 # cut the link in it; pages the guest touches still come on demand.
 postcopy_bandwidth_mibs = 4
 %(postcopy)s
-""" % dict(host=host, lab=lab, state=state, addr=ADDR[host],
+""" % dict(host=host, lab=lab, state=state, addr=lab_hosts.ADDR[host],
            helper=helper, postcopy=postcopy_conf, uri=(
                'qemu+unix:///system?socket=%s/hosts/%s/run/libvirt-sock'
                % (lab, host)))

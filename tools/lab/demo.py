@@ -13,10 +13,12 @@ import subprocess
 import sys
 import time
 
+import lab_hosts
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAB_CMD = os.path.join(HERE, 'lab')
 OUT = os.environ.get('NOVA_POSTCOPY_DEMO_OUT', '/var/tmp/nova-postcopy-demo')
-DEST = 'qemu+tcp://10.250.0.2/system'
+DEST = lab_hosts.libvirt_uri('B')
 BANDWIDTH_MIBS = 32
 BUDGET_CONF = """[postcopy]
 # A short budget so that the demo's pre-copy-only run ends in half a minute.

@@ -30,10 +30,10 @@ import subprocess
 import sys
 import time
 
+import lab_hosts
 import repro
 
 LAB = os.environ.get('NOVA_POSTCOPY_LAB', '/var/tmp/nova-postcopy-lab')
-ADDR = {'A': '10.250.0.1', 'B': '10.250.0.2'}
 PROGRESS = re.compile(r'DIRTIER seq=(\d+) .*errors=(\d+)')
 PANIC = re.compile(r'Kernel panic|BUG: (?!soft lockup)|Oops:|'
                    r'general protection fault')
@@ -197,7 +197,7 @@ def migrate(args, run_dir):
         if not args.bandwidth_mibs:
             parameters['max-bandwidth'] = 10 * 1024 * MIB
         qa.cmd('migrate-set-parameters', **parameters)
-        uri = 'tcp:%s:%d' % (ADDR['B'], args.port)
+        uri = 'tcp:%s:%d' % (lab_hosts.ADDR['B'], args.port)
         qb.cmd('migrate-incoming', uri=uri)
         t0 = time.monotonic()
         qa.cmd('migrate', uri=uri)

@@ -34,8 +34,10 @@ from nova_postcopy import clock  # noqa: E402
 from nova_postcopy.compute import incoming  # noqa: E402
 from nova_postcopy import incoming_sockets  # noqa: E402
 
+import lab_hosts  # noqa: E402
+
 LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
-DEST = 'qemu+tcp://10.250.0.2/system'
+DEST = lab_hosts.libvirt_uri('B')
 POSTCOPY = [3, 12]
 FAILED = [3, 13]
 DEST_FAILED = [1, 11]

@@ -26,10 +26,12 @@ import tempfile
 import time
 import uuid
 
+import lab_hosts
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 LAB = os.path.join(TOP, 'tools', 'lab', 'lab')
 LAB_DIR = os.environ.get('NOVA_POSTCOPY_LAB', '/var/tmp/nova-postcopy-lab')
-DEST = 'qemu+tcp://10.250.0.2/system'
+DEST = lab_hosts.libvirt_uri('B')
 # RAM MiB, working set MiB, dirty MiB/s (0: flat out), pattern, link MiB/s
 # (0: uncapped). The first is issue #11's shape, which lost 6 guests of 9.
 SHAPES = (

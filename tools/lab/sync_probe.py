@@ -23,11 +23,10 @@ import time
 
 import libvirt
 
+import lab_hosts
 import labctl
 import repro
 
-DEST_URI = 'qemu+tcp://10.250.0.2/system'
-MIGRATE_URI = 'tcp://10.250.0.2'
 BASE_FLAGS = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
 MIB = 1024 * 1024
 
@@ -36,12 +35,12 @@ def probe(args, name, postcopy):
     conn = labctl.connect('A')
     dom = conn.lookupByName(name)
     flags = BASE_FLAGS | (libvirt.VIR_MIGRATE_POSTCOPY if postcopy else 0)
-    params = {libvirt.VIR_MIGRATE_PARAM_URI: MIGRATE_URI,
+    params = {libvirt.VIR_MIGRATE_PARAM_URI: lab_hosts.migrate_uri('B'),
               libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: args.bandwidth_mibs}
 
     def run():
         try:
-            dom.migrateToURI3(DEST_URI, params, flags)
+            dom.migrateToURI3(lab_hosts.libvirt_uri('B'), params, flags)
         except libvirt.libvirtError:
             pass  # aborted, as meant; a completed one fails the health check
 

@@ -26,10 +26,10 @@ import time
 
 import libvirt
 
+import lab_hosts
 import labctl
 import repro
 
-ADDR = {'A': '10.250.0.1', 'B': '10.250.0.2'}
 MIB = 1024 * 1024
 
 
@@ -40,11 +40,11 @@ def virsh_migrate(name, bandwidth_mibs):
     root = os.path.join(labctl.LAB, 'rootfs', suite)
     # -d 0 prints virsh's own "iteration %d finished; switching" line.
     return ['ip', 'netns', 'exec', 'hostA', 'chroot', root, 'virsh', '-d',
-            '0', '-c', 'qemu+tcp://%s/system' % ADDR['A'], 'migrate',
+            '0', '-c', lab_hosts.libvirt_uri('A'), 'migrate',
             '--live', '--p2p', '--postcopy', '--postcopy-after-precopy',
             '--bandwidth', str(bandwidth_mibs), '--migrateuri',
-            'tcp://%s' % ADDR['B'], name,
-            'qemu+tcp://%s/system' % ADDR['B']]
+            lab_hosts.migrate_uri('B'), name,
+            lab_hosts.libvirt_uri('B')]
 
 
 def probe(args, name):
